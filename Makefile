@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make table2` (main job) and `make test`.
+# Each creates .venv on first use and installs the pinned environment (requirements.lock).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CORES  ?= 2
+QUICK   = --configfile config/quick.yaml
+SMK     = $(BIN)/snakemake --cores $(CORES) --printshellcmds --show-failed-logs
+
+.PHONY: venv table2 table1 figures data paper test lint report clean-quick
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: anything needing torchvision would otherwise replace it
+	$(BIN)/python -m pip install --quiet -c requirements.lock torch torchvision
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+table2: venv            ## main job: Table 2 with the quick CPU configuration
+	$(SMK) $(QUICK) table2
+table1: venv            ## Table 1 (FIDs) with the quick configuration
+	$(SMK) $(QUICK) table1
+figures: venv           ## Figures 2, 3, 5 with the quick configuration
+	$(SMK) $(QUICK) figures
+data: venv              ## data stage alone (downloads / mirror, checksums, preprocessing)
+	$(SMK) $(QUICK) data
+paper: venv             ## everything at paper scale (GPU strongly advised)
+	$(SMK) all
+report: venv            ## HTML report of the quick configuration
+	$(BIN)/snakemake $(QUICK) --report report.html all
+
+test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
+	$(BIN)/python -m pytest -q tests
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules

@@ -1,0 +1,57 @@
+"""PAE reproduction pipeline (Böhm & Seljak 2020).
+
+download → preprocess → AE → flow on AE latents → VAE / β-VAE → FID and AUROC → tables and figures.
+
+    snakemake --cores 8 results/table2.csv                                  # paper schedule (GPU)
+    snakemake --cores 2 --configfile config/quick.yaml table2               # CPU, < 1 h
+    snakemake --profile profiles/slurm results/table2.csv                   # SLURM cluster
+"""
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    """Every table and figure of the configuration."""
+    input:
+        TABLE1_FILES,
+        TABLE2_FILES,
+        FIGURE_FILES,
+
+
+rule table1:
+    """Table 1: FID and reconstruction error of AE, VAE, β-VAE and PAE."""
+    input:
+        TABLE1_FILES,
+
+
+rule table2:
+    """Table 2: out-of-distribution AUROCs of models trained on F-MNIST."""
+    input:
+        TABLE2_FILES,
+
+
+rule figures:
+    """Figures 2, 3 and 5."""
+    input:
+        FIGURE_FILES,
+
+
+rule data:
+    """The data stage alone: every preprocessed dataset and OoD set."""
+    input:
+        DATA_FILES,
