@@ -21,7 +21,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/baselines.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/fid.smk"
+include: "workflow/rules/ood.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -6,11 +6,14 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported inside the functions that use it: data jobs never load it
+    import torch
 
 
 @contextlib.contextmanager
@@ -20,6 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -38,6 +44,8 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save, atomically."""
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -50,6 +58,8 @@ def save_json(path: str | Path, obj: Any) -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; 'cuda' fails clearly when there is no GPU."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -59,11 +69,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def set_threads(threads: int) -> None:
     """Pin torch's CPU threads to what the Snakemake rule declared (avoids oversubscription)."""
+    import torch
+
     torch.set_num_threads(max(1, int(threads)))
 
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch and numpy; return a torch Generator for explicit sampling."""
+    import torch
+
     torch.manual_seed(seed)
     np.random.seed(seed)
     return torch.Generator().manual_seed(seed)
@@ -83,5 +97,10 @@ def redirect_output(log_path: str | Path | None) -> Iterator[None]:
         sys.stdout = sys.stderr = fh
         try:
             yield
+        except BaseException:
+            import traceback
+
+            traceback.print_exc(file=fh)  # the error belongs in the rule's log too, not only on stderr
+            raise
         finally:
             sys.stdout, sys.stderr = old

@@ -1,0 +1,168 @@
+"""Paper figures with matplotlib (Agg): shared helpers, then one function per figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pae.io import atomic_path  # noqa: E402
+
+
+def tile_images(images: np.ndarray, ncols: int) -> np.ndarray:
+    """Tile uint8 images (N, C, H, W) into one (rows·H, ncols·W[, C]) array with 1-pixel gaps."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got {images.shape}")
+    n, c, h, w = images.shape
+    nrows = int(np.ceil(n / ncols))
+    grid = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1, c), 255 if c == 3 else 0, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        grid[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = images[i].transpose(1, 2, 0)
+    return grid[..., 0] if c == 1 else grid
+
+
+def show_grid(ax, images: np.ndarray, ncols: int, title: str | None = None) -> None:
+    """Draw a tiled image grid on `ax` without axes."""
+    grid = tile_images(images, ncols)
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def save_figure(fig, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Save `fig` as stem.png and stem.pdf (atomically) and close it; return the paths."""
+    stem = Path(stem)
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# Fig. 5 (out-of-distribution detection against K)
+
+
+def fig5(
+    inputs: np.ndarray,
+    recons: dict[int, np.ndarray],
+    ratios,
+    fn_rate: float,
+    stem: str | Path,
+) -> list[Path]:
+    """Fig. 5. Left: MNIST test inputs (uint8 (n, C, H, W)) and their reconstructions by the F-MNIST AEs,
+    one column per K (`recons`: K → uint8 images). Right: TP/FP ratio at FN = fn_rate against K (log y)
+    for "reconstruction error" (yellow) and "latent density" (blue), from `ratios` (a DataFrame with
+    columns score, K, seed, ratio, n_in: geometric mean over seeds, bars = min to max). An infinite ratio (no
+    in-distribution image flagged) is drawn at its lower bound (1 − fn_rate)·n_in with an upward triangle.
+    """
+    import pandas as pd
+
+    ks = sorted(recons)
+    fig = plt.figure(figsize=(0.9 * (len(ks) + 1) + 5.0, 4.2))
+    outer = fig.add_gridspec(1, 2, width_ratios=[0.9 * (len(ks) + 1), 4.0], wspace=0.3)
+    left = outer[0].subgridspec(1, len(ks) + 1, wspace=0.05)
+    show_grid(fig.add_subplot(left[0]), inputs, ncols=1, title="MNIST")
+    for j, K in enumerate(ks):
+        show_grid(fig.add_subplot(left[j + 1]), recons[K], ncols=1, title=f"K={K}")
+    ax = fig.add_subplot(outer[1])
+    colors = {"reconstruction error": "#e6b000", "latent density": "#1f5fbf"}
+    df = pd.DataFrame(ratios)
+    for label, color in colors.items():
+        sub = df[df["score"] == label]
+        if sub.empty:
+            continue
+        xs, means, spread, bound = [], [], [], []
+        for K, grp in sorted(sub.groupby("K"), key=lambda t: t[0]):
+            r = grp["ratio"].to_numpy(dtype=float)
+            inf = ~np.isfinite(r)
+            r = np.where(inf, (1.0 - fn_rate) * grp["n_in"].to_numpy(dtype=float), r)
+            gmean = float(np.exp(np.mean(np.log(np.maximum(r, 1e-12)))))
+            xs.append(K)
+            means.append(gmean)
+            spread.append((gmean - r.min(), r.max() - gmean))
+            bound.append(bool(inf.any()))
+        xs, means, bound = map(np.asarray, (xs, means, bound))
+        yerr = np.asarray(spread).T
+        ax.errorbar(xs, means, yerr=yerr, color=color, marker="o", capsize=3, label=label)
+        if bound.any():
+            ax.scatter(xs[bound], means[bound], marker="^", s=80, color=color, zorder=3)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_yscale("log")
+    ax.set_xlabel("latent dimension K")
+    ax.set_ylabel(f"TP rate / FP rate at FN rate {fn_rate:g}")
+    ax.set_title("F-MNIST (in) vs MNIST (OoD)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, stem)
+
+
+# Fig. 2 and Fig. 3 (paper Sec. 4.1) ------------------------------------------------------------------------
+PAPER_FIG3_FID = {64: 31.7, 128: 28.0}  # Fig. 3 caption: PAE sample FIDs (Inception) at K = 64 and 128
+
+
+def _load_images(path: str | Path, n: int) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run the rule sample_model")
+    with np.load(path) as npz:
+        if "x" not in npz.files:
+            raise KeyError(f"{path} has no array 'x' (it holds {npz.files})")
+        x = npz["x"][:n]
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise ValueError(f"{path}: expected uint8 images (N, C, H, W), got {x.dtype} {x.shape}")
+    return x
+
+
+def _fid_text(value) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def fig2(panels: dict[str, np.ndarray], stem: str | Path, ncols: int = 8) -> list[Path]:
+    """Fig. 2: side-by-side grids (title → uint8 images (n, C, H, W)), e.g. AE, VAE, β-VAE, PAE samples and
+    test reconstructions at K = 32."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels.items(), strict=True):
+        show_grid(ax, images, ncols, title)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], stem: str | Path, ncols: int = 8) -> list[Path]:
+    """Fig. 3: PAE samples per K (K → uint8 images), titled with their sample FIDs (K → {"domain": …,
+    "inception": … or "unavailable: …"}) and the paper's Inception FID where it gives one."""
+    ks = sorted(samples)
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.2 * len(ks), 3.6), squeeze=False)
+    for ax, K in zip(axes[0], ks, strict=True):
+        f = fids.get(K, {})
+        title = f"PAE, K={K}\nFID domain CNN {_fid_text(f.get('domain'))}, Inception {_fid_text(f.get('inception'))}"
+        if K in PAPER_FIG3_FID:
+            title += f"\n(paper, Inception: {PAPER_FIG3_FID[K]})"
+        show_grid(ax, samples[K], ncols, title)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def run_fig2(sample_files: dict[str, str | Path], stem: str | Path, n_images: int = 64) -> list[Path]:
+    """Rule fig2: panel title → samples npz (x uint8), first `n_images` of each."""
+    return fig2({title: _load_images(p, n_images) for title, p in sample_files.items()}, stem)
+
+
+def run_fig3(sample_files: dict[int, str | Path], score_files: dict[int, str | Path], stem: str | Path,
+             n_images: int = 64) -> list[Path]:
+    """Rule fig3: K → PAE samples npz and K → fid_scores json (its sample_fid block)."""
+    import json
+
+    fids = {int(K): json.loads(Path(p).read_text())["sample_fid"] for K, p in score_files.items()}
+    return fig3({int(K): _load_images(p, n_images) for K, p in sample_files.items()}, fids, stem)

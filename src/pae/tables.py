@@ -1,0 +1,128 @@
+"""Tables with our numbers (mean ± std over seeds) beside the paper's, as tidy CSV and Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pae.io import atomic_path
+
+# The paper's values that our pipeline regenerates (Böhm & Seljak 2020).
+PAPER_TABLE1 = {  # Table 1, F-MNIST, K = 32
+    "sample FID": {"AE": 102.9, "VAE": 102.4, "β-VAE": 56.3, "PAE": 35.4},
+    "reconstruction FID": {"AE": 31.5, "VAE": 32.3, "β-VAE": 51.3, "PAE": 31.5},
+    "mean reconstruction error": {"AE": 0.077, "VAE": 0.084, "β-VAE": 0.114, "PAE": 0.077},
+}
+PAPER_TABLE2 = {  # Table 2, rows "this work": AUROC, models trained on F-MNIST
+    "PAE density": {"MNIST": 0.997, "OMNIGLOT": 0.981, "FMNIST-hflip": 0.698, "FMNIST-vflip": 0.891},
+    "AE reconstruction error": {"MNIST": 0.986, "OMNIGLOT": 0.916, "FMNIST-hflip": 0.689, "FMNIST-vflip": 0.880},
+}
+# Baselines the paper quotes from other work; never mixed with our numbers.
+REPORTED_TABLE2 = {
+    "likelihood ratios (Ren et al. 2019)": {"MNIST": 0.996},
+    "VIB (Choi et al. 2018)": {"MNIST": 0.941, "OMNIGLOT": 0.943, "FMNIST-hflip": 0.667, "FMNIST-vflip": 0.902},
+    "WAIC (Choi et al. 2018)": {"MNIST": 0.766, "OMNIGLOT": 0.796, "FMNIST-hflip": 0.624, "FMNIST-vflip": 0.704},
+    "IWAE (Choi et al. 2018)": {"MNIST": 0.423, "OMNIGLOT": 0.568, "FMNIST-hflip": 0.594, "FMNIST-vflip": 0.668},
+}
+
+COLUMNS = ["row", "column", "ours", "ours_std", "n_seeds", "paper", "difference"]
+
+
+def comparison_table(
+    measurements: pd.DataFrame,
+    paper: Mapping[str, Mapping[str, float]],
+    rows: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Aggregate tidy measurements (columns row, column, seed, value) over seeds and add the paper's value.
+
+    Returns one line per (row, column): mean, sample std over seeds (0 for one seed), number of seeds,
+    the paper's value where it has one (NaN otherwise) and ours − paper. Non-numeric cells (an FID marked
+    unavailable) are carried as text in `ours` with NaN std.
+    """
+    need = {"row", "column", "seed", "value"}
+    if not need <= set(measurements.columns):
+        raise ValueError(f"measurements need columns {sorted(need)}, got {list(measurements.columns)}")
+    rows = list(rows) if rows is not None else list(dict.fromkeys(measurements["row"]))
+    columns = list(columns) if columns is not None else list(dict.fromkeys(measurements["column"]))
+    out = []
+    for r in rows:
+        for c in columns:
+            cell = measurements[(measurements["row"] == r) & (measurements["column"] == c)]
+            paper_value = paper.get(r, {}).get(c, math.nan)
+            numeric = pd.to_numeric(cell["value"], errors="coerce")
+            if len(cell) and numeric.notna().all():
+                mean = float(numeric.mean())
+                std = float(numeric.std(ddof=1)) if len(numeric) > 1 else 0.0
+                out.append([r, c, mean, std, len(numeric), paper_value, mean - paper_value])
+            else:
+                text = "; ".join(sorted(set(map(str, cell["value"])))) or "not run"
+                out.append([r, c, text, math.nan, len(cell), paper_value, math.nan])
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _fmt(value, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def to_markdown(
+    table: pd.DataFrame,
+    title: str,
+    digits: int | Mapping[str, int] = 3,
+    notes: Iterable[str] = (),
+    reported: Mapping[str, Mapping[str, float]] | None = None,
+    difference: bool = False,
+) -> str:
+    """Wide Markdown: one line per row, each cell 'ours ± std (paper)'; a separate block for quoted baselines.
+
+    `digits` may map column → digits; `difference` adds ours − paper to each cell: 'ours (paper; Δ d)'.
+    """
+    columns = list(dict.fromkeys(table["column"]))
+    lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for r in dict.fromkeys(table["row"]):
+        cells = []
+        for c in columns:
+            d = digits.get(c, 3) if isinstance(digits, Mapping) else digits
+            cell = table[(table["row"] == r) & (table["column"] == c)].iloc[0]
+            ours = _fmt(cell["ours"], d)
+            if not isinstance(cell["ours"], str) and cell["n_seeds"] > 1:
+                ours += f" ± {_fmt(cell['ours_std'], d)}"
+            delta = f"; Δ {cell['difference']:+.{d}f}" if difference and not pd.isna(cell["difference"]) else ""
+            cells.append(f"{ours} ({_fmt(cell['paper'], d)}{delta})")
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells: ours (± std over seeds when more than one) and, in brackets, the paper's value."]
+    if reported:
+        lines += ["", "## Reported in the paper (other work; not run by this pipeline)", ""]
+        lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for r, vals in reported.items():
+            lines.append(f"| {r} | " + " | ".join(
+                _fmt(vals.get(c, math.nan), digits.get(c, 3) if isinstance(digits, Mapping) else digits)
+                for c in columns) + " |")
+    notes = list(notes)
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    table: pd.DataFrame,
+    csv_path: str | Path,
+    md_path: str | Path,
+    title: str,
+    digits: int | Mapping[str, int] = 3,
+    notes: Iterable[str] = (),
+    reported: Mapping[str, Mapping[str, float]] | None = None,
+    difference: bool = False,
+) -> None:
+    """Write the tidy CSV and its Markdown rendering, atomically."""
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(to_markdown(table, title, digits, notes, reported, difference))

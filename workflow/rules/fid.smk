@@ -1,0 +1,158 @@
+"""Rules of the FID stage: domain classifier, FIDs, Table 1 (paper Sec. 4.1).
+
+Every FID is computed with two feature extractors: the "domain" CNN classifier trained here (always) and
+pytorch-fid's Inception (when its weights can be had; otherwise the cells read "unavailable: <reason>").
+Where the weights come from is decided once at parse time and passed as a param, so placing the weights
+file later reruns exactly the FID jobs.
+"""
+
+from pae.fid import inception_weights_source
+
+FID_CFG = config["fid"]
+FID_DATASET = "fmnist"  # Table 1, Fig. 2 and Fig. 3 are F-MNIST results
+FID_MODELS = ["ae", "vae", "betavae", "pae"]
+INCEPTION_SOURCE = inception_weights_source(FID_CFG["inception_weights"], FID_CFG["inception_download"])
+USE_INCEPTION = not INCEPTION_SOURCE.startswith("unavailable")
+CLASSIFIER_DIR = f"{OUT}/{{dataset}}/classifier/seed{{seed}}"
+# The one domain classifier (seed fid.classifier_seed) behind every domain FID of a dataset.
+CLASSIFIER = f"{OUT}/{{dataset}}/classifier/seed{FID_CFG['classifier_seed']}/classifier.pt"
+FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
+# Everything the FID numbers depend on (a changed value reruns the FID jobs).
+FID_SETTINGS = {
+    "batch_size": FID_CFG["batch_size"],
+    "normalize": FID_CFG["normalize"],
+    "scale": config["data"]["scale"],
+    "count": config["samples"]["count"],
+    "channels_last": config["channels_last"],
+}
+# Minutes for two 10k-image sets: Inception on 2 CPU cores costs ≈ 0.15 s per image (measured-here.md).
+FID_RUNTIME = 30 + (int(2 * config["samples"]["count"] * 0.15 / 60) if USE_INCEPTION else 0)
+
+
+rule train_classifier:
+    """Small CNN classifier on the training split (seeded); its penultimate layer gives the domain-FID features."""
+    input:
+        data=f"{PROCESSED}/{{dataset}}.npz",
+    output:
+        model=f"{CLASSIFIER_DIR}/classifier.pt",
+        metrics=f"{CLASSIFIER_DIR}/classifier_metrics.json",
+    params:
+        epochs=FID_CFG["classifier_epochs"],
+        scale=config["data"]["scale"],
+        device=config["device"],
+    log:
+        f"{LOGS}/train_classifier/{{dataset}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train_classifier/{{dataset}}_seed{{seed}}.tsv"
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule fid_reference:
+    """Feature statistics of the whole test split per extractor (the real set of every FID), plus the FID of
+    samples.count training images against it (the floor)."""
+    input:
+        data=f"{PROCESSED}/{{dataset}}.npz",
+        classifier=CLASSIFIER,
+    output:
+        FID_REFERENCE,
+    params:
+        settings=FID_SETTINGS,
+        inception=INCEPTION_SOURCE,
+        device=config["device"],
+    log:
+        f"{LOGS}/fid_reference/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/fid_reference/{{dataset}}.tsv"
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=8000,
+        runtime=FID_RUNTIME,
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/fid_reference.py"
+
+
+rule fid_scores:
+    """Sample FID and reconstruction FID of one model per extractor, and its test reconstruction errors."""
+    input:
+        # the network that reconstructs the test split (ae.pt, vae.pt, betavae.pt); the PAE's reconstructions
+        # are the AE's: copied from the AE's scores
+        unpack(
+            lambda wc: (
+                {"ae_scores": RUN.format(**wc) + "/fid/ae.json"}
+                if wc.model == "pae"
+                else {"network": RUN.format(**wc) + f"/{wc.model}.pt"}
+            )
+        ),
+        samples=f"{RUN}/samples/{{model}}.npz",
+        data=f"{PROCESSED}/{{dataset}}.npz",
+        reference=FID_REFERENCE,
+        classifier=CLASSIFIER,
+    output:
+        f"{RUN}/fid/{{model}}.json",
+    wildcard_constraints:
+        model="ae|vae|betavae|pae",
+    params:
+        settings=FID_SETTINGS,
+        inception=INCEPTION_SOURCE,
+        device=config["device"],
+    log:
+        f"{LOGS}/fid_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.log",
+    benchmark:
+        f"{BENCH}/fid_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.tsv"
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=8000,
+        runtime=FID_RUNTIME,
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/fid_scores.py"
+
+
+# Table 1 rows at K = fid.table1_K; the VAE baselines live at K = vae.latent_dim
+TABLE1_SCORES = [
+    f"{RUN}/fid/{m}.json".format(
+        dataset=FID_DATASET, K=config["vae"]["latent_dim"] if m in ("vae", "betavae") else FID_CFG["table1_K"], seed=s
+    )
+    for m in FID_MODELS
+    for s in SEEDS
+]
+
+
+rule write_table1:
+    """Table 1: sample / reconstruction FID per extractor and reconstruction error of AE, VAE, β-VAE and PAE
+    (mean ± std over seeds) with the paper's values and the differences."""
+    input:
+        scores=TABLE1_SCORES,
+        reference=FID_REFERENCE.format(dataset=FID_DATASET),
+        classifier=CLASSIFIER.format(dataset=FID_DATASET).replace("classifier.pt", "classifier_metrics.json"),
+    output:
+        csv=TABLE1_FILES[0],
+        md=TABLE1_FILES[1],
+    params:
+        K=FID_CFG["table1_K"],
+        vae_K=config["vae"]["latent_dim"],
+    log:
+        f"{LOGS}/table1.log",
+    benchmark:
+        f"{BENCH}/table1.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/table1.py"

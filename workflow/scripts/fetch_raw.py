@@ -1,0 +1,18 @@
+"""Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (pae.data.fetch_raw)."""
+
+from pathlib import Path
+
+from pae.data import fetch_raw
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    data_cfg = snakemake.config["data"]  # where to look is not a param: see workflow/rules/data.smk
+    dest = Path(snakemake.output[0])
+    fetch_raw(
+        snakemake.wildcards.source,
+        snakemake.wildcards.file,
+        dest.parent.parent,
+        mirror=data_cfg.get("mirror"),
+        system_dirs=data_cfg.get("system_dirs", []),
+        download=data_cfg.get("download", True),
+    )
