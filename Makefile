@@ -19,17 +19,17 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 table2: venv            ## main job: Table 2 with the quick CPU configuration
-	$(SMK) $(QUICK) table2
+	$(SMK) table2 $(QUICK)
 table1: venv            ## Table 1 (FIDs) with the quick configuration
-	$(SMK) $(QUICK) table1
+	$(SMK) table1 $(QUICK)
 figures: venv           ## Figures 2, 3, 5 with the quick configuration
-	$(SMK) $(QUICK) figures
+	$(SMK) figures $(QUICK)
 data: venv              ## data stage alone (downloads / mirror, checksums, preprocessing)
-	$(SMK) $(QUICK) data
+	$(SMK) data $(QUICK)
 paper: venv             ## everything at paper scale (GPU strongly advised)
 	$(SMK) all
 report: venv            ## HTML report of the quick configuration
-	$(BIN)/snakemake $(QUICK) --report report.html all
+	$(BIN)/snakemake $(QUICK) all --report report.html
 
 test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
 	$(BIN)/python -m pytest -q tests

@@ -17,6 +17,9 @@ min_version("8.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -24,6 +27,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/fid.smk"
 include: "workflow/rules/ood.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:

@@ -14,6 +14,11 @@ import pae.data as pae_data
 RAW = f"{DATA_DIR}/raw"
 
 
+# Fetching is I/O only and may need the internet, which cluster compute nodes often lack.
+localrules:
+    fetch_raw,
+
+
 rule fetch_raw:
     """One raw file from the mirror, a system folder or its canonical URL; kept only if its checksum
     matches the registry (SHA-256 of the decompressed content for .gz)."""

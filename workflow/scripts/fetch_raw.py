@@ -1,5 +1,6 @@
 """Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (pae.data.fetch_raw)."""
 
+import sys
 from pathlib import Path
 
 from pae.data import fetch_raw
@@ -8,7 +9,7 @@ from pae.io import redirect_output
 with redirect_output(snakemake.log[0]):
     data_cfg = snakemake.config["data"]  # where to look is not a param: see workflow/rules/data.smk
     dest = Path(snakemake.output[0])
-    fetch_raw(
+    _, origin = fetch_raw(
         snakemake.wildcards.source,
         snakemake.wildcards.file,
         dest.parent.parent,
@@ -16,3 +17,4 @@ with redirect_output(snakemake.log[0]):
         system_dirs=data_cfg.get("system_dirs", []),
         download=data_cfg.get("download", True),
     )
+print(f"[data] {snakemake.wildcards.source}/{snakemake.wildcards.file}: {origin}", file=sys.stderr)

@@ -1,0 +1,554 @@
+"""The one training loop (AE, VAE, β-VAE), the AE objective (Eq. 2) and AE evaluation (Eq. 8).
+
+``fit`` slices batches from an in-memory uint8 tensor with a seeded permutation per epoch, dequantizes
+and (optionally) rotates each batch, steps Adam with a step or cosine learning-rate schedule defined over
+the total number of epochs, checks for non-finite losses, and writes a resumable checkpoint every
+``checkpoint_every`` epochs. Restarting ``fit`` with the same settings on an existing checkpoint continues
+from it and ends in the same state as an uninterrupted run (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from pae.data import load_split, to_model_input
+from pae.io import resolve_device, save_json, save_npz, save_torch, seed_everything
+from pae.nets import AutoEncoder, load_model, save_model
+
+LossFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, Any]]]
+LogFn = Callable[[str], Any]
+
+NAN_CHECK_EVERY = 50  # steps between host syncs for the non-finite-loss guard (exact step still reported)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; no final model is written."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of :func:`fit`; the config keys live under ``ae`` (VAEs share them, with ``vae.epochs``)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_schedule: str = "step"  # step: ×lr_decay_factor from epoch round(lr_decay_at·epochs) | cosine (§10.4)
+    lr_decay_at: float = 0.8
+    lr_decay_factor: float = 0.1
+    scale: float = 255.0  # x/scale − 0.5 (§10.1)
+    dequantize: bool = True  # x + U(0,1) on training batches
+    augmentation: str = "none"  # rotate: one angle ~ U(±rot_degrees) per batch (§10.2) | none
+    rot_degrees: float = 5.0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    checkpoint_every: int = 10  # epochs
+    eval_batch_size: int = 500
+
+    # settings that may change between an interrupted run and its resumption without invalidating it
+    RESUMABLE_CHANGES = ("device", "channels_last", "checkpoint_every", "eval_batch_size")
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str) -> None:
+            raise ValueError(f"training setting '{key}' = {getattr(self, key)!r}: {why}")
+
+        for key in ("epochs", "batch_size", "checkpoint_every", "eval_batch_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                bad(key, "must be a positive integer")
+        for key in ("lr", "scale"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                bad(key, "must be a positive finite number")
+        for key in ("lr_decay_at", "lr_decay_factor"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                bad(key, "must be a number in [0, 1]")
+        if not isinstance(self.rot_degrees, (int, float)) or not 0 <= self.rot_degrees <= 180:
+            bad("rot_degrees", "must be a number in [0, 180]")
+        choices = {
+            "lr_schedule": ("step", "cosine"),
+            "augmentation": ("rotate", "none"),
+            "precision": ("fp32", "bf16"),
+            "device": ("auto", "cpu", "cuda"),
+        }
+        for key, allowed in choices.items():
+            value = getattr(self, key)
+            if value not in allowed and not (key == "device" and str(value).startswith("cuda:")):
+                bad(key, f"use one of {', '.join(allowed)}")
+
+    @classmethod
+    def coerce(cls, settings: TrainSettings | Mapping[str, Any]) -> TrainSettings:
+        """Build from a mapping (e.g. Snakemake params); unknown keys raise an error naming them."""
+        if isinstance(settings, cls):
+            return settings
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+        missing = sorted(k for k in ("epochs", "batch_size", "lr") if k not in settings)
+        if missing:
+            raise ValueError(f"training setting(s) {missing} are required")
+        return cls(**dict(settings))
+
+    def trajectory(self) -> dict[str, Any]:
+        """The settings that determine the training trajectory (compared when resuming)."""
+        d = asdict(self)
+        for key in self.RESUMABLE_CHANGES:
+            d.pop(key)
+        return d
+
+
+def learning_rate(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
+    """lr at global step `step`; the schedule spans the total configured epochs (§10.4).
+
+    step: lr until epoch round(lr_decay_at·epochs), then lr·lr_decay_factor (paper: 1e-3 → 1e-4 after
+    400 of 500 epochs). cosine: lr·(f + (1−f)·½(1 + cos(π t/T))) per step, f = lr_decay_factor.
+    """
+    s = settings
+    if s.lr_schedule == "step":
+        boundary = round(s.lr_decay_at * s.epochs)
+        return s.lr * (s.lr_decay_factor if step // steps_per_epoch >= boundary else 1.0)
+    total = s.epochs * steps_per_epoch
+    frac = min(step / total, 1.0)
+    return s.lr * (s.lr_decay_factor + (1 - s.lr_decay_factor) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _as_uint8(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4:
+        got = f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
+        raise ValueError(f"{name}: expected uint8 images of shape (N, C, H, W), got {got}")
+    return x
+
+
+def rotate_batch(x: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:
+    """Rotate every image of a batch by the same angle (bilinear, zero = black fill, as in the original's
+    scipy.ndimage.rotate with cval 0 on the unscaled pixels; facts §1)."""
+    n, _, h, w = x.shape
+    a = torch.as_tensor(degrees, dtype=torch.float32, device=x.device) * (math.pi / 180.0)
+    cos, sin = torch.cos(a), torch.sin(a)
+    zero = torch.zeros((), device=x.device)
+    theta = torch.stack(
+        [torch.stack([cos, -sin * h / w, zero]), torch.stack([sin * w / h, cos, zero])]
+    ).expand(n, 2, 3)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x + 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 0.5
+
+
+# --------------------------------------------------------------------------------------------------------
+# Objective
+
+
+def ae_loss(model: nn.Module, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Eq. 2: squared error summed over pixels, mean over the batch.
+
+    This is −log N(x; g(f(x)), σ²I) of the original (scalar σ, facts §2b) times 2σ² minus a constant;
+    the factor 1/(2σ²) is not applied (Adam is invariant to it up to its ε), so logged losses stay O(10).
+    """
+    x_hat = model(x).float()
+    sse = (x_hat - x.float()).pow(2).flatten(1).sum(1).mean()
+    return sse, {"mse": sse.detach() / x[0].numel()}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def data_fingerprint(*arrays: torch.Tensor) -> str:
+    """A hash of the training/validation images, so a checkpoint is never resumed on different data."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(str(tuple(a.shape)).encode())
+        h.update(np.ascontiguousarray(a.cpu().numpy()).data)  # no copy for contiguous CPU arrays
+    return h.hexdigest()
+
+
+def _loss_identity(loss_fn: LossFn) -> str:
+    name = getattr(loss_fn, "__qualname__", type(loss_fn).__name__)
+    return f"{getattr(loss_fn, '__module__', '')}.{name}{getattr(loss_fn, 'params', '')}"
+
+
+def _rng_state(gens: dict[str, torch.Generator], device: torch.device) -> dict[str, torch.Tensor]:
+    state = {name: g.get_state() for name, g in gens.items()}
+    state["torch"] = torch.get_rng_state()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(
+    state: dict[str, torch.Tensor], gens: dict[str, torch.Generator], device: torch.device
+) -> None:
+    for name, g in gens.items():
+        g.set_state(state[name])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(
+            f"checkpoint {path} is unreadable or corrupt ({type(err).__name__}); delete it to restart this training from scratch"
+        ) from err
+
+
+def _make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with TF's defaults (β 0.9/0.999, ε 1e-8), fused kernels where this torch build has them."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The loop
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x_train: np.ndarray | torch.Tensor,
+    x_valid: np.ndarray | torch.Tensor,
+    settings: TrainSettings | Mapping[str, Any],
+    checkpoint_path: str | Path | None = None,
+    log: LogFn = print,
+) -> list[dict[str, float]]:
+    """Train `model` in place on uint8 images; return the per-epoch history.
+
+    ``loss_fn(model, x_batch, step) -> (loss, metrics)``: x_batch is the dequantized, scaled (and rotated)
+    float batch, step the global 0-based step; metric values are floats or detached 0-dim tensors
+    (tensors avoid a host sync per step). Each history entry holds epoch, train_loss, the epoch means of
+    the metrics, val_mse (per pixel, eval mode, no dequantization), lr and seconds.
+
+    With `checkpoint_path`, a checkpoint (model, optimizer, step, epoch, RNG states, history) is written
+    atomically every ``checkpoint_every`` epochs and after the last one; an existing checkpoint written
+    with the same trajectory settings, model and data is resumed, any other one is ignored (and replaced).
+    Raises :class:`NonFiniteLossError` on a NaN/inf loss.
+    """
+    s = TrainSettings.coerce(settings)
+    device = resolve_device(s.device)
+    xt, xv = _as_uint8(x_train, "x_train"), _as_uint8(x_valid, "x_valid")
+    expected = tuple(getattr(model, "image_shape", xt.shape[1:]))
+    for name, x in (("x_train", xt), ("x_valid", xv)):
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"{name}: images have shape {tuple(x.shape[1:])}, the model expects {expected}")
+    n = xt.shape[0]
+    steps_per_epoch = n // s.batch_size  # drop the remainder, as the original (drop_remainder=True)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"training setting 'batch_size' = {s.batch_size} exceeds the {n} training images; lower it"
+        )
+    memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    optimizer = _make_optimizer(model, s.lr, device)
+    bf16 = s.precision == "bf16"
+
+    torch.manual_seed(s.seed)  # dropout and reparameterisation noise (CPU and CUDA default generators)
+    gens = {
+        "order": torch.Generator().manual_seed(s.seed),  # permutations and rotation angles
+        "noise": torch.Generator(device=device).manual_seed(s.seed + 1),  # dequantization noise
+    }
+    identity = {
+        "settings": s.trajectory(),
+        "model": f"{type(model).__qualname__}{getattr(model, 'init_kwargs', '')}",
+        "loss": _loss_identity(loss_fn),
+        "data": data_fingerprint(xt, xv),
+    }
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    ckpt = Path(checkpoint_path) if checkpoint_path else None
+    if ckpt is not None and ckpt.exists():
+        state = _load_checkpoint(ckpt)
+        if state.get("identity") != identity:
+            stale = sorted(k for k in identity if state.get("identity", {}).get(k) != identity[k])
+            log(f"checkpoint {ckpt} differs in {stale}; ignoring it and training from scratch")
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gens, device)
+            start_epoch, history = int(state["epoch"]), list(state["history"])
+            log(f"resumed from {ckpt} after epoch {start_epoch}/{s.epochs}")
+
+    xt_dev = xt.to(device)
+    for epoch in range(start_epoch, s.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gens["order"])[: steps_per_epoch * s.batch_size]
+        order = order.view(steps_per_epoch, s.batch_size).to(device)
+        losses: list[torch.Tensor] = []
+        sums: dict[str, torch.Tensor | float] = {}
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{s.epochs}", file=sys.stderr,
+            leave=False, mininterval=5.0 if not sys.stderr.isatty() else 0.2, ncols=100,
+        )  # fmt: skip
+        lr = s.lr
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            lr = learning_rate(s, step, steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = to_model_input(xt_dev[order[i]], s.scale, s.dequantize, gens["noise"])
+            if s.augmentation == "rotate":
+                angle = (torch.rand((), generator=gens["order"]) * 2 - 1) * s.rot_degrees
+                x = rotate_batch(x, angle)
+            x = x.contiguous(memory_format=memory_format)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, metrics = loss_fn(model, x, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach().float())
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
+            if (i + 1) % NAN_CHECK_EVERY == 0 or i + 1 == steps_per_epoch:
+                _check_finite(losses, epoch, steps_per_epoch)
+                bar.set_postfix(loss=f"{losses[-1].item():.4g}", refresh=False)
+        train_loss = float(torch.stack(losses).mean())
+        val_mse = reconstruction_mse(model, xv, s.scale, s.eval_batch_size, device)
+        if not math.isfinite(val_mse):
+            raise NonFiniteLossError(
+                f"validation MSE is {val_mse} after epoch {epoch + 1}; no model was written. "
+                "Lower the learning rate (config key 'ae.lr') or check the input data"
+            )
+        entry = {"epoch": epoch + 1, "train_loss": train_loss}
+        entry.update({k: float(v) / steps_per_epoch for k, v in sums.items()})
+        entry.update({"val_mse": val_mse, "lr": lr, "seconds": time.perf_counter() - t0})
+        history.append(entry)
+        if ckpt is not None and ((epoch + 1) % s.checkpoint_every == 0 or epoch + 1 == s.epochs):
+            save_torch(
+                ckpt,
+                {
+                    "identity": identity,
+                    "epoch": epoch + 1,
+                    "step": (epoch + 1) * steps_per_epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": _rng_state(gens, device),
+                    "history": history,
+                },
+            )
+        log(
+            f"epoch {epoch + 1}/{s.epochs} train_loss {train_loss:.6g} val_mse {val_mse:.6g} "
+            f"lr {lr:.3g} seconds {entry['seconds']:.1f}"
+        )
+    model.eval()
+    return history
+
+
+def _check_finite(losses: list[torch.Tensor], epoch: int, steps_per_epoch: int) -> None:
+    """Raise on the first non-finite loss of the epoch, naming its epoch and global step."""
+    finite = torch.isfinite(torch.stack(losses))
+    if bool(finite.all()):
+        return
+    i = int((~finite).nonzero()[0])
+    raise NonFiniteLossError(
+        f"non-finite training loss ({float(losses[i])}) at epoch {epoch + 1}, step {epoch * steps_per_epoch + i} "
+        f"(batch {i + 1} of the epoch); no model was written. Lower the learning rate (config key 'ae.lr') "
+        "or check the input data for corrupt values"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _eval_batches(
+    model: nn.Module,
+    x_uint8: np.ndarray | torch.Tensor,
+    scale: float,
+    batch_size: int,
+    device: str | torch.device,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    name: str = "images",
+):
+    """Yield (x_scaled, fn(x_scaled)) per batch in eval mode without dequantization."""
+    x = _as_uint8(x_uint8, name)
+    dev = resolve_device(device) if isinstance(device, str) else device
+    model.to(dev).eval()
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            xb = to_model_input(x[start : start + batch_size].to(dev), scale, dequantize=False)
+            yield xb, fn(xb)
+
+
+def encode(
+    model: nn.Module,
+    x_uint8: np.ndarray | torch.Tensor,
+    scale: float = 255,
+    batch_size: int = 500,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Encoder means z = f_φ(x) (Eq. 1), shape (N, K) float32; eval mode, no dequantization."""
+    parts = [
+        z.float().cpu() for _, z in _eval_batches(model, x_uint8, scale, batch_size, device, model.encode)
+    ]
+    return torch.cat(parts).numpy()
+
+
+def reconstruct(
+    model: nn.Module,
+    x_uint8: np.ndarray | torch.Tensor,
+    scale: float = 255,
+    batch_size: int = 500,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """g_θ(f_φ(x)) as float32 images in (−0.5, 0.5), shape (N, C, H, W)."""
+    parts = [r.float().cpu() for _, r in _eval_batches(model, x_uint8, scale, batch_size, device, model)]
+    return torch.cat(parts).numpy()
+
+
+def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:
+    total, count = None, 0
+    for xb, rb in _eval_batches(model, x_uint8, scale, batch_size, device, model):
+        r2 = (rb.double() - xb.double()).pow(2).sum(0)
+        total = r2 if total is None else total + r2
+        count += xb.shape[0]
+    if total is None:
+        raise ValueError("no images to evaluate (empty array)")
+    return total, count
+
+
+def pixel_sigma(
+    model: nn.Module,
+    x_valid_uint8: np.ndarray | torch.Tensor,
+    scale: float = 255,
+    batch_size: int = 500,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """σ_i of Eq. 8: per-pixel RMS reconstruction residual over the validation images, (C, H, W) (facts §3)."""
+    total, count = _squared_residual_sum(model, x_valid_uint8, scale, batch_size, device)
+    return (total / count).sqrt().float().cpu().numpy()
+
+
+def reconstruction_mse(
+    model: nn.Module,
+    x_uint8: np.ndarray | torch.Tensor,
+    scale: float = 255,
+    batch_size: int = 500,
+    device: str | torch.device = "auto",
+) -> float:
+    """Mean squared reconstruction error per pixel (Table 1 'reconstruction error'; equals mean σ_i²)."""
+    total, count = _squared_residual_sum(model, x_uint8, scale, batch_size, device)
+    return float(total.mean() / count)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pipeline entry points (one call per Snakemake script)
+
+
+def load_train_valid(data_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 train and validation splits of a preprocessed dataset file."""
+    return load_split(data_path, "train"), load_split(data_path, "valid")
+
+
+def train_and_save(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x_train: np.ndarray,
+    x_valid: np.ndarray,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    settings: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
+    log: LogFn = print,
+) -> list[dict[str, float]]:
+    """:func:`fit` with a checkpoint, then save the model with meta (settings, training seconds, final
+    val_mse). The caller removes the checkpoint once all its outputs are written."""
+    history = fit(model, loss_fn, x_train, x_valid, settings, checkpoint_path, log)
+    info = dict(meta or {})
+    info.update(
+        settings=dict(settings),
+        train_seconds=float(sum(h["seconds"] for h in history)),
+        val_mse=float(history[-1]["val_mse"]),
+        epochs=len(history),
+    )
+    save_model(model_path, model, info)
+    return history
+
+
+def train_ae(
+    data_path: str | Path,
+    model_path: str | Path,
+    history_path: str | Path,
+    checkpoint_path: str | Path,
+    latent_dim: int,
+    net: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    log: LogFn = print,
+) -> list[dict[str, float]]:
+    """Rule train_ae: build the AE (net: norm, spectral_norm, dropout), train on Eq. 2, write model and
+    history, then remove the checkpoint."""
+    x_train, x_valid = load_train_valid(data_path)
+    seed_everything(int(settings.get("seed", 0)))  # weight initialisation
+    model = AutoEncoder(latent_dim, x_train.shape[1:], **net)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"AutoEncoder K={latent_dim} {dict(net)} on {data_path} ({x_train.shape}): {n_params} parameters")
+    meta = {"latent_dim": int(latent_dim), "data": str(data_path)}
+    history = train_and_save(
+        model, ae_loss, x_train, x_valid, model_path, checkpoint_path, settings, meta, log
+    )
+    save_json(history_path, history)
+    Path(checkpoint_path).unlink(missing_ok=True)
+    return history
+
+
+def encode_ae(
+    model_path: str | Path,
+    data_path: str | Path,
+    stats_path: str | Path,
+    metrics_path: str | Path,
+    scale: float,
+    batch_size: int = 500,
+    device: str = "auto",
+    log: LogFn = print,
+) -> dict[str, float]:
+    """Rule encode_ae: latents of every split, σ of Eq. 8 on the validation split, MSE metrics."""
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    model, meta = load_model(model_path, dev)
+    splits = {split: load_split(data_path, split) for split in ("train", "valid", "test")}
+    arrays: dict[str, np.ndarray] = {}
+    for split, x in splits.items():
+        arrays[f"z_{split}"] = encode(model, x, scale, batch_size, dev)
+        if not np.isfinite(arrays[f"z_{split}"]).all():
+            raise ValueError(f"{model_path}: non-finite latents on the {split} split; retrain the model")
+    sigma = pixel_sigma(model, splits["valid"], scale, batch_size, dev)
+    metrics = {
+        "latent_dim": int(arrays["z_train"].shape[1]),
+        "val_mse": float(np.mean(sigma.astype(np.float64) ** 2)),
+        "test_mse": reconstruction_mse(model, splits["test"], scale, batch_size, dev),
+        "mean_sigma2": float(np.mean(sigma.astype(np.float64) ** 2)),
+        "train_seconds": meta.get("train_seconds"),  # None for models trained outside train_ae
+        "encode_seconds": time.perf_counter() - t0,
+    }
+    save_npz(stats_path, sigma=sigma, **arrays)
+    save_json(metrics_path, metrics)
+    log(" ".join(f"{k} {v}" for k, v in metrics.items()))
+    return metrics

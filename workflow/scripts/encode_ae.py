@@ -1,0 +1,15 @@
+"""Rule encode_ae: latents of every split, σ of Eq. 8 and reconstruction MSEs (pae.train.encode_ae)."""
+
+from pae.io import redirect_output, set_threads
+from pae.train import encode_ae
+
+with redirect_output(snakemake.log[0]):
+    set_threads(snakemake.threads)
+    encode_ae(
+        model_path=snakemake.input.model,
+        data_path=snakemake.input.data,
+        stats_path=snakemake.output.stats,
+        metrics_path=snakemake.output.metrics,
+        scale=snakemake.params.scale,
+        device=snakemake.params.device,
+    )

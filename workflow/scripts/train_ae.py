@@ -1,0 +1,25 @@
+"""Rule train_ae: infoGAN auto-encoder on Eq. 2 (pae.train.train_ae); resumes from RUN/ae.ckpt."""
+
+from pathlib import Path
+
+from pae.io import redirect_output, set_threads
+from pae.train import train_ae
+
+with redirect_output(snakemake.log[0]):
+    set_threads(snakemake.threads)
+    model_path = Path(snakemake.output.model)
+    train_ae(
+        data_path=snakemake.input.data,
+        model_path=model_path,
+        history_path=snakemake.output.history,
+        checkpoint_path=model_path.with_suffix(".ckpt"),
+        latent_dim=int(snakemake.wildcards.K),
+        net=dict(snakemake.params.net),
+        settings={
+            **snakemake.params.settings,
+            "device": snakemake.params.device,
+            # run-time knobs, deliberately not params (see workflow/rules/train.smk)
+            "checkpoint_every": snakemake.config["ae"]["checkpoint_every"],
+            "channels_last": snakemake.config.get("channels_last", False),
+        },
+    )

@@ -1,0 +1,26 @@
+"""Rule train_vae: VAE / β-VAE baseline on Eq. 15 (pae.vae.train_vae); resumes from RUN/{vaemodel}.ckpt."""
+
+from pathlib import Path
+
+from pae.io import redirect_output, set_threads
+from pae.vae import train_vae
+
+with redirect_output(snakemake.log[0]):
+    set_threads(snakemake.threads)
+    model_path = Path(snakemake.output.model)
+    train_vae(
+        data_path=snakemake.input.data,
+        model_path=model_path,
+        metrics_path=snakemake.output.metrics,
+        checkpoint_path=model_path.with_suffix(".ckpt"),
+        latent_dim=int(snakemake.wildcards.K),
+        net=dict(snakemake.params.net),
+        objective=dict(snakemake.params.objective),
+        settings={
+            **snakemake.params.settings,
+            "device": snakemake.params.device,
+            # run-time knobs, deliberately not params (see workflow/rules/train.smk)
+            "checkpoint_every": snakemake.config["ae"]["checkpoint_every"],
+            "channels_last": snakemake.config.get("channels_last", False),
+        },
+    )
