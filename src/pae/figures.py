@@ -70,7 +70,7 @@ def fig5(
 
     ks = sorted(recons)
     fig = plt.figure(figsize=(0.9 * (len(ks) + 1) + 5.0, 4.2))
-    outer = fig.add_gridspec(1, 2, width_ratios=[0.9 * (len(ks) + 1), 4.0], wspace=0.3)
+    outer = fig.add_gridspec(1, 2, width_ratios=[0.9 * (len(ks) + 1), 4.0], wspace=0.4)
     left = outer[0].subgridspec(1, len(ks) + 1, wspace=0.05)
     show_grid(fig.add_subplot(left[0]), inputs, ncols=1, title="MNIST")
     for j, K in enumerate(ks):
@@ -100,6 +100,9 @@ def fig5(
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(min(lo, 0.5), max(hi, 10.0))  # at least a decade, so only major (power-of-10) labels show
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("latent dimension K")
     ax.set_ylabel(f"TP rate / FP rate at FN rate {fn_rate:g}")
     ax.set_title("F-MNIST (in) vs MNIST (OoD)", fontsize=9)
@@ -126,7 +129,7 @@ def _load_images(path: str | Path, n: int) -> np.ndarray:
 
 
 def _fid_text(value) -> str:
-    return f"{value:.1f}" if isinstance(value, (int, float)) else "n/a"
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "unavailable"
 
 
 def fig2(panels: dict[str, np.ndarray], stem: str | Path, ncols: int = 8) -> list[Path]:

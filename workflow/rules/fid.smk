@@ -11,11 +11,15 @@ from pae.fid import inception_weights_source
 FID_CFG = config["fid"]
 FID_DATASET = "fmnist"  # Table 1, Fig. 2 and Fig. 3 are F-MNIST results
 FID_MODELS = ["ae", "vae", "betavae", "pae"]
-INCEPTION_SOURCE = inception_weights_source(FID_CFG["inception_weights"], FID_CFG["inception_download"])
+INCEPTION_SOURCE = inception_weights_source(
+    FID_CFG["inception_weights"], FID_CFG["inception_download"]
+)
 USE_INCEPTION = not INCEPTION_SOURCE.startswith("unavailable")
 CLASSIFIER_DIR = f"{OUT}/{{dataset}}/classifier/seed{{seed}}"
 # The one domain classifier (seed fid.classifier_seed) behind every domain FID of a dataset.
-CLASSIFIER = f"{OUT}/{{dataset}}/classifier/seed{FID_CFG['classifier_seed']}/classifier.pt"
+CLASSIFIER = (
+    f"{OUT}/{{dataset}}/classifier/seed{FID_CFG['classifier_seed']}/classifier.pt"
+)
 FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
 # Everything the FID numbers depend on (a changed value reruns the FID jobs).
 FID_SETTINGS = {
@@ -26,7 +30,9 @@ FID_SETTINGS = {
     "channels_last": config["channels_last"],
 }
 # Minutes for two 10k-image sets: Inception on 2 CPU cores costs ≈ 0.15 s per image (measured-here.md).
-FID_RUNTIME = 30 + (int(2 * config["samples"]["count"] * 0.15 / 60) if USE_INCEPTION else 0)
+FID_RUNTIME = 30 + (
+    int(2 * config["samples"]["count"] * 0.15 / 60) if USE_INCEPTION else 0
+)
 
 
 rule train_classifier:
@@ -36,21 +42,21 @@ rule train_classifier:
     output:
         model=f"{CLASSIFIER_DIR}/classifier.pt",
         metrics=f"{CLASSIFIER_DIR}/classifier_metrics.json",
-    params:
-        epochs=FID_CFG["classifier_epochs"],
-        scale=config["data"]["scale"],
-        device=config["device"],
     log:
         f"{LOGS}/train_classifier/{{dataset}}_seed{{seed}}.log",
     benchmark:
         f"{BENCH}/train_classifier/{{dataset}}_seed{{seed}}.tsv"
+    conda:
+        ENV
     threads: config["threads"]["eval"]
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,
-    conda:
-        ENV
+    params:
+        epochs=FID_CFG["classifier_epochs"],
+        scale=config["data"]["scale"],
+        device=config["device"],
     script:
         "../scripts/train_classifier.py"
 
@@ -63,21 +69,21 @@ rule fid_reference:
         classifier=CLASSIFIER,
     output:
         FID_REFERENCE,
-    params:
-        settings=FID_SETTINGS,
-        inception=INCEPTION_SOURCE,
-        device=config["device"],
     log:
         f"{LOGS}/fid_reference/{{dataset}}.log",
     benchmark:
         f"{BENCH}/fid_reference/{{dataset}}.tsv"
+    conda:
+        ENV
     threads: config["threads"]["eval"]
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
         gpu=1,
-    conda:
-        ENV
+    params:
+        settings=FID_SETTINGS,
+        inception=INCEPTION_SOURCE,
+        device=config["device"],
     script:
         "../scripts/fid_reference.py"
 
@@ -89,9 +95,9 @@ rule fid_scores:
         # are the AE's: copied from the AE's scores
         unpack(
             lambda wc: (
-                {"ae_scores": RUN.format(**wc) + "/fid/ae.json"}
+                {"ae_scores": f"{RUN}/fid/ae.json".format(**wc)}
                 if wc.model == "pae"
-                else {"network": RUN.format(**wc) + f"/{wc.model}.pt"}
+                else {"network": f"{RUN}/{{model}}.pt".format(**wc)}
             )
         ),
         samples=f"{RUN}/samples/{{model}}.npz",
@@ -100,23 +106,23 @@ rule fid_scores:
         classifier=CLASSIFIER,
     output:
         f"{RUN}/fid/{{model}}.json",
-    wildcard_constraints:
-        model="ae|vae|betavae|pae",
-    params:
-        settings=FID_SETTINGS,
-        inception=INCEPTION_SOURCE,
-        device=config["device"],
     log:
         f"{LOGS}/fid_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.log",
     benchmark:
         f"{BENCH}/fid_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.tsv"
+    wildcard_constraints:
+        model="ae|vae|betavae|pae",
+    conda:
+        ENV
     threads: config["threads"]["eval"]
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
         gpu=1,
-    conda:
-        ENV
+    params:
+        settings=FID_SETTINGS,
+        inception=INCEPTION_SOURCE,
+        device=config["device"],
     script:
         "../scripts/fid_scores.py"
 
@@ -124,7 +130,13 @@ rule fid_scores:
 # Table 1 rows at K = fid.table1_K; the VAE baselines live at K = vae.latent_dim
 TABLE1_SCORES = [
     f"{RUN}/fid/{m}.json".format(
-        dataset=FID_DATASET, K=config["vae"]["latent_dim"] if m in ("vae", "betavae") else FID_CFG["table1_K"], seed=s
+        dataset=FID_DATASET,
+        K=(
+            config["vae"]["latent_dim"]
+            if m in ("vae", "betavae")
+            else FID_CFG["table1_K"]
+        ),
+        seed=s,
     )
     for m in FID_MODELS
     for s in SEEDS
@@ -137,22 +149,24 @@ rule write_table1:
     input:
         scores=TABLE1_SCORES,
         reference=FID_REFERENCE.format(dataset=FID_DATASET),
-        classifier=CLASSIFIER.format(dataset=FID_DATASET).replace("classifier.pt", "classifier_metrics.json"),
+        classifier=CLASSIFIER.format(dataset=FID_DATASET).replace(
+            "classifier.pt", "classifier_metrics.json"
+        ),
     output:
         csv=TABLE1_FILES[0],
         md=TABLE1_FILES[1],
-    params:
-        K=FID_CFG["table1_K"],
-        vae_K=config["vae"]["latent_dim"],
     log:
         f"{LOGS}/table1.log",
     benchmark:
         f"{BENCH}/table1.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        K=FID_CFG["table1_K"],
+        vae_K=config["vae"]["latent_dim"],
     script:
         "../scripts/table1.py"

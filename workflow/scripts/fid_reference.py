@@ -1,0 +1,14 @@
+"""Rule fid_reference: feature statistics of the test split per extractor, and the train-vs-test FID floor."""
+
+from pae.fid import run_fid_reference
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    run_fid_reference(
+        data_npz=snakemake.input.data,
+        classifier_path=snakemake.input.classifier,
+        inception_source=snakemake.params.inception,
+        out=snakemake.output[0],
+        settings={**snakemake.params.settings, **dict(snakemake.wildcards.items()),
+                  "device": snakemake.params.device, "threads": snakemake.threads},
+    )

@@ -1,0 +1,19 @@
+"""Rule fid_scores: sample / reconstruction FIDs and reconstruction errors of one model."""
+
+from pae.fid import run_fid_scores
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    run_fid_scores(
+        model=snakemake.wildcards.model,
+        samples_npz=snakemake.input.samples,
+        data_npz=snakemake.input.data,
+        reference_npz=snakemake.input.reference,
+        classifier_path=snakemake.input.classifier,
+        inception_source=snakemake.params.inception,
+        out=snakemake.output[0],
+        settings={**snakemake.params.settings, **dict(snakemake.wildcards.items()),
+                  "device": snakemake.params.device, "threads": snakemake.threads},
+        network=snakemake.input.get("network"),
+        ae_scores=snakemake.input.get("ae_scores"),
+    )

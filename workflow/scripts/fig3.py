@@ -1,0 +1,15 @@
+"""Rule fig3: PAE samples at each K of fid.fig3_K, titled with their sample FIDs."""
+
+from pathlib import Path
+
+from pae.figures import run_fig3
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    ks = snakemake.params.ks
+    run_fig3(
+        dict(zip(ks, snakemake.input.samples, strict=True)),
+        dict(zip(ks, snakemake.input.scores, strict=True)),
+        Path(snakemake.output.png).with_suffix(""),
+        snakemake.params.n_images,
+    )

@@ -1,0 +1,15 @@
+"""Rule write_table1: Table 1 as CSV and Markdown, beside the paper's values."""
+
+from pae.fid import run_table1
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    run_table1(
+        score_files=list(snakemake.input.scores),
+        reference_npz=snakemake.input.reference,
+        classifier_metrics=snakemake.input.classifier,
+        csv_path=snakemake.output.csv,
+        md_path=snakemake.output.md,
+        K=snakemake.params.K,
+        vae_K=snakemake.params.vae_K,
+    )
