@@ -1,1 +1,90 @@
 """Rules of the train stage."""
+
+
+rule train_ae:
+    """infoGAN auto-encoder on Eq. 2 (paper Sec. 2, 4). Resumes from RUN/ae.ckpt (deliberately not an
+    output, so Snakemake never deletes it) after an interruption; the checkpoint is removed at the end.
+    """
+    input:
+        data=f"{PROCESSED}/{{dataset}}.npz",
+    output:
+        model=f"{RUN}/ae.pt",
+        history=f"{RUN}/ae_history.json",
+    log:
+        f"{LOGS}/train_ae/{{dataset}}_K{{K}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train_ae/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime("ae"),
+        gpu=1,
+    params:
+        net=AE_NET,
+        settings=train_settings("ae"),
+        device=config["device"],
+    script:
+        "../scripts/train_ae.py"
+
+
+rule encode_ae:
+    """Encoder means of every split, the pixel-wise σ of Eq. 8 on the validation split, and the
+    validation / test reconstruction MSE per pixel."""
+    input:
+        model=f"{RUN}/ae.pt",
+        data=f"{PROCESSED}/{{dataset}}.npz",
+    output:
+        stats=f"{RUN}/ae_stats.npz",
+        metrics=f"{RUN}/ae_metrics.json",
+    log:
+        f"{LOGS}/encode_ae/{{dataset}}_K{{K}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/encode_ae/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=60,
+    params:
+        scale=config["data"]["scale"],
+        device=config["device"],
+    script:
+        "../scripts/encode_ae.py"
+
+
+def train_flow_params(wildcards):
+    """Only the flow.* keys that matter for this K, so e.g. an NSF change reruns only the NSF flows."""
+    from pae.flows import flow_config_for
+
+    return flow_config_for(int(wildcards.K), config["flow"])
+
+
+rule train_flow:
+    """Normalizing flow p(z) on the AE latents (paper Sec. 2, Eq. 4-5): RealNVP for K <= flow.realnvp_max_K,
+    neural spline flow above. Keeps the best-validation epoch; writes per-epoch history.
+    """
+    input:
+        stats=f"{RUN}/ae_stats.npz",
+    output:
+        flow=f"{RUN}/flow.pt",
+        metrics=f"{RUN}/flow_metrics.json",
+        history=f"{RUN}/flow_history.csv",
+    log:
+        f"{LOGS}/train_flow/{{dataset}}_K{{K}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train_flow/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]["train"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=1,
+    params:
+        flow=train_flow_params,
+        device=config["device"],
+    script:
+        "../scripts/train_flow.py"

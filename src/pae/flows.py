@@ -1,0 +1,483 @@
+"""Normalizing flow on the auto-encoder latents: the PAE's second stage (paper Sec. 2, Eq. 4-6).
+
+The flow b: z -> u (Eq. 4) is trained by maximum likelihood of the encoded training set (Eq. 5),
+p(z) = N(b(z); 0, I) |det db/dz|. Sampling draws u ~ N(0, I) and returns b^-1(u) (Eq. 6).
+
+Architecture (paper Sec. 4; original code, facts §4):
+* K <= flow.realnvp_max_K: RealNVP — a fixed random permutation before each affine coupling layer,
+  coupling networks with two hidden layers of flow.realnvp_hidden units, flow.realnvp_depth[K] couplings.
+* larger K: neural spline flow — flow.nsf_layers rational-quadratic spline couplings (flow.nsf_bins bins on
+  [-B, B], linear tails, B = flow.nsf_tail_bound), each preceded by a fixed random permutation and a
+  trainable LU-parametrised linear layer ("trainable permutation", Glow 1x1), plus a final LU layer.
+* optionally (flow.standardize) a fixed affine map z -> (z - mean) / std with the training latents'
+  statistics as the first bijection; its log-det, -sum(log std), is part of log p(z).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from nflows.distributions.normal import StandardNormal
+from nflows.flows.base import Flow
+from nflows.transforms.base import CompositeTransform, Transform
+from nflows.transforms.coupling import (
+    AffineCouplingTransform,
+    PiecewiseRationalQuadraticCouplingTransform,
+)
+from nflows.transforms.linear import Linear
+from nflows.transforms.lu import LULinear
+from nflows.transforms.permutations import Permutation
+from torch import nn
+
+from pae import io
+
+FORMAT_VERSION = 1
+STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
+
+# torch warns once per process that triangular_solve (used by nflows' LULinear inverse) is deprecated.
+warnings.filterwarnings("ignore", message=".*triangular_solve.*", category=UserWarning)
+
+
+class CouplingMLP(nn.Module):
+    """Coupling conditioner: Linear-ReLU-Linear-ReLU-Linear; accepts and ignores nflows' `context`.
+
+    The output layer starts at zero so every coupling starts close to a fixed (data-independent) map.
+    `hidden_features` lets nflows' spline coupling scale the bin logits down by sqrt(hidden).
+    """
+
+    def __init__(self, in_features: int, out_features: int, hidden_features: int) -> None:
+        super().__init__()
+        self.hidden_features = hidden_features
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden_features),
+            nn.ReLU(),
+            nn.Linear(hidden_features, hidden_features),
+            nn.ReLU(),
+            nn.Linear(hidden_features, out_features),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+class FixedAffine(Transform):
+    """Exact bijection z -> (z - shift) / scale with fixed buffers; log|det| = -sum(log scale)."""
+
+    def __init__(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("shift", shift.clone().float())
+        self.register_buffer("scale", scale.clone().float())
+
+    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None):
+        logabsdet = -torch.log(self.scale).sum() * inputs.new_ones(inputs.shape[0])
+        return (inputs - self.shift) / self.scale, logabsdet
+
+    def inverse(self, inputs: torch.Tensor, context: torch.Tensor | None = None):
+        logabsdet = torch.log(self.scale).sum() * inputs.new_ones(inputs.shape[0])
+        return inputs * self.scale + self.shift, logabsdet
+
+
+def _half_mask(K: int, transform_second_half: bool) -> torch.Tensor:
+    """nflows coupling mask: +1 = transformed, -1 = conditioning (identity)."""
+    mask = -torch.ones(K)
+    half = K // 2
+    if transform_second_half:
+        mask[half:] = 1
+    else:
+        mask[: K - half] = 1
+    return mask
+
+
+class LatentFlow(nn.Module):
+    """Density p(z) on the K-dimensional AE latent space (Eq. 5) with sampler (Eq. 6).
+
+    Built from plain constructor arguments (stored by `save_flow`), so a saved flow rebuilds exactly.
+    `kind` is "realnvp" (affine couplings) or "nsf" (rational-quadratic spline couplings + LU layers).
+    """
+
+    def __init__(
+        self,
+        K: int,
+        kind: str,
+        n_layers: int,
+        hidden: int,
+        num_bins: int = 32,
+        tail_bound: float = 3.0,
+        standardize: bool = True,
+        seed: int = 0,
+        shift: torch.Tensor | None = None,
+        scale: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if K < 2:
+            raise ValueError(f"a coupling flow needs latent dimension K >= 2, got K={K}")
+        if kind not in ("realnvp", "nsf"):
+            raise ValueError(f"flow kind must be 'realnvp' or 'nsf', got {kind!r}")
+        if n_layers < 1 or hidden < 1:
+            raise ValueError(f"flow needs n_layers >= 1 and hidden >= 1, got {n_layers}, {hidden}")
+        self.init_kwargs: dict[str, Any] = dict(
+            K=int(K), kind=kind, n_layers=int(n_layers), hidden=int(hidden), num_bins=int(num_bins),
+            tail_bound=float(tail_bound), standardize=bool(standardize), seed=int(seed),
+        )
+        self.K = int(K)
+        self.kind = kind
+        # permutations and initial weights depend on `seed` only, never on the global RNG state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self._build(K, kind, n_layers, hidden, num_bins, tail_bound, shift, scale)
+
+    def _build(
+        self, K: int, kind: str, n_layers: int, hidden: int, num_bins: int, tail_bound: float,
+        shift: torch.Tensor | None, scale: torch.Tensor | None,
+    ) -> None:
+        gen = torch.Generator().manual_seed(int(self.init_kwargs["seed"]))
+        shift = torch.zeros(K) if shift is None else torch.as_tensor(shift, dtype=torch.float32)
+        scale = torch.ones(K) if scale is None else torch.as_tensor(scale, dtype=torch.float32)
+        if shift.shape != (K,) or scale.shape != (K,):
+            raise ValueError(f"standardisation shift/scale must have shape ({K},)")
+        # kept even when standardize=False (then shift 0, scale 1: the identity) so the layout never changes
+        layers: list[Transform] = [FixedAffine(shift, scale)]
+
+        def make_net(hid: int) -> Callable[[int, int], nn.Module]:
+            return lambda i, o: CouplingMLP(i, o, hid)
+
+        for i in range(n_layers):
+            layers.append(Permutation(torch.randperm(K, generator=gen)))
+            if kind == "realnvp":
+                layers.append(AffineCouplingTransform(_half_mask(K, i % 2 == 1), make_net(hidden)))
+            else:
+                layers.append(LULinear(K, identity_init=True))
+                layers.append(
+                    PiecewiseRationalQuadraticCouplingTransform(
+                        _half_mask(K, i % 2 == 1), make_net(hidden), num_bins=num_bins,
+                        tails="linear", tail_bound=tail_bound,
+                    )
+                )
+        if kind == "nsf":
+            layers.append(LULinear(K, identity_init=True))
+        self.flow = Flow(CompositeTransform(layers), StandardNormal([K]))
+
+    # nflows' linear layers may cache W^-1 in eval mode; never let a stale cache survive a weight change.
+    def _invalidate_caches(self) -> None:
+        for m in self.modules():
+            if isinstance(m, Linear):
+                m.cache.invalidate()
+
+    def train(self, mode: bool = True) -> LatentFlow:
+        self._invalidate_caches()
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._invalidate_caches()
+        return result
+
+    @property
+    def standardizer(self) -> FixedAffine:
+        return self.flow._transform._transforms[0]
+
+    def _check(self, z: torch.Tensor) -> None:
+        if z.ndim != 2 or z.shape[1] != self.K:
+            raise ValueError(f"expected latents of shape (N, {self.K}), got {tuple(z.shape)}")
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) = log N(b(z); 0, I) + log|det db/dz| (Eq. 5), in nats, shape (N,)."""
+        self._check(z)
+        return self.flow.log_prob(z)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(z)
+
+    def transform_to_noise(self, z: torch.Tensor) -> torch.Tensor:
+        """u = b(z) (Eq. 4)."""
+        self._check(z)
+        return self.flow.transform_to_noise(z)
+
+    def forward_and_logdet(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, log|det du/dz|): the two parts of Eq. 5."""
+        self._check(z)
+        return self.flow._transform(z)
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        """z = b^-1(u), the flow generator of Eq. 6."""
+        self._check(u)
+        z, _ = self.flow._transform.inverse(u)
+        return z
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """z = b^-1(T·u), u ~ N(0, I) drawn from `generator` (on its own device), returned on the flow's device."""
+        device = self.standardizer.shift.device
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        u = torch.randn(n, self.K, generator=generator, device=gen_device).to(device) * temperature
+        return self.inverse(u)
+
+
+def realnvp_depth_for(K: int, depth_table: Mapping[Any, int]) -> int:
+    """Depth for K from flow.realnvp_depth, falling back to the nearest smaller listed K."""
+    table = {int(k): int(v) for k, v in depth_table.items()}
+    smaller = [k for k in table if k <= K]
+    if not smaller:
+        raise ValueError(
+            f"config key flow.realnvp_depth lists no K <= {K} (listed: {sorted(table)}); "
+            f"add an entry such as '{K}: 8'"
+        )
+    return table[max(smaller)]
+
+
+def flow_config_for(K: int, flow_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the `flow` config section that matters for latent size K.
+
+    Passed as the train_flow rule's params, so editing e.g. flow.nsf_bins reruns only the NSF flows.
+    """
+    training = ("standardize", "epochs", "batch_size", "lr", "lr_decay_at", "lr_decay_factor", "latent_noise")
+    out: dict[str, Any] = {k: flow_cfg[k] for k in training}
+    out["realnvp_max_K"] = int(flow_cfg["realnvp_max_K"])
+    if K <= out["realnvp_max_K"]:
+        table = {int(k): int(v) for k, v in flow_cfg["realnvp_depth"].items()}
+        used = max((k for k in table if k <= K), default=None)
+        out["realnvp_depth"] = {used: table[used]} if used is not None else {}
+        out["realnvp_hidden"] = flow_cfg["realnvp_hidden"]
+    else:
+        out.update({k: flow_cfg[k] for k in ("nsf_layers", "nsf_hidden", "nsf_bins", "nsf_tail_bound")})
+    return out
+
+
+def latent_statistics(z_train: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (floored at STD_FLOOR) of the training latents."""
+    z = torch.as_tensor(np.asarray(z_train), dtype=torch.float64)
+    return z.mean(0).float(), z.std(0, unbiased=False).clamp_min(STD_FLOOR).float()
+
+
+def build_flow(K: int, flow_cfg: Mapping[str, Any], z_train: np.ndarray | None = None, seed: int = 0) -> LatentFlow:
+    """LatentFlow for latent size K from the `flow` config section (RealNVP or NSF, see module docstring).
+
+    With flow.standardize, `z_train` (N, K) supplies the fixed standardisation statistics.
+    """
+    if K <= int(flow_cfg["realnvp_max_K"]):
+        kind, n_layers = "realnvp", realnvp_depth_for(K, flow_cfg["realnvp_depth"])
+        hidden = int(flow_cfg["realnvp_hidden"])
+    else:
+        kind, n_layers, hidden = "nsf", int(flow_cfg["nsf_layers"]), int(flow_cfg["nsf_hidden"])
+    shift = scale = None
+    standardize = bool(flow_cfg.get("standardize", True))
+    if standardize:
+        if z_train is None:
+            raise ValueError("flow.standardize is true but no training latents were given to build_flow")
+        z_train = _check_latents(z_train, K, "z_train")
+        shift, scale = latent_statistics(z_train)
+    return LatentFlow(
+        K, kind, n_layers, hidden, num_bins=int(flow_cfg.get("nsf_bins", 32)),
+        tail_bound=float(flow_cfg.get("nsf_tail_bound", 3.0)), standardize=standardize, seed=seed,
+        shift=shift, scale=scale,
+    )
+
+
+def _check_latents(z: Any, K: int | None, name: str, source: str = "") -> np.ndarray:
+    where = f" in {source}" if source else ""
+    z = np.asarray(z)
+    if z.ndim != 2 or (K is not None and z.shape[1] != K) or z.shape[0] == 0:
+        raise ValueError(f"{name}{where} must be a non-empty (N, {K or 'K'}) array, got shape {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{name}{where} contains NaN or inf values; re-run the encode step (encode_ae)")
+    return z.astype(np.float32, copy=False)
+
+
+def _lr_at(epoch: int, flow_cfg: Mapping[str, Any]) -> float:
+    """Step schedule: lr, multiplied by lr_decay_factor from epoch round(lr_decay_at · epochs) on."""
+    decay_epoch = round(float(flow_cfg["lr_decay_at"]) * int(flow_cfg["epochs"]))
+    lr = float(flow_cfg["lr"])
+    return lr * float(flow_cfg["lr_decay_factor"]) if epoch >= decay_epoch else lr
+
+
+@torch.no_grad()
+def mean_nll(flow: LatentFlow, z: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean −log p(z) in nats (eval mode, no noise)."""
+    was_training = flow.training
+    flow.eval()
+    total = 0.0
+    for i in range(0, len(z), batch_size):
+        total += -flow.log_prob(z[i : i + batch_size]).double().sum().item()
+    flow.train(was_training)
+    return total / len(z)
+
+
+def train_flow(
+    flow: LatentFlow,
+    z_train: np.ndarray,
+    z_valid: np.ndarray,
+    flow_cfg: Mapping[str, Any],
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, list[float]]:
+    """Fit the flow by minimising the mean NLL of the encoded training latents (Eq. 5).
+
+    Adam, flow.batch_size, flow.epochs (one epoch = one reshuffled pass, last partial batch dropped),
+    step lr decay (flow.lr_decay_at, flow.lr_decay_factor), N(0, flow.latent_noise²) added to every training
+    batch. Validation NLL after every epoch; the weights of the epoch with the best validation NLL are
+    restored at the end (history["best_epoch"]). Raises FloatingPointError on a non-finite loss.
+    Returns the per-epoch history (train_nll, valid_nll in nats per latent vector, lr, seconds).
+    """
+    device = torch.device(device)
+    K = flow.K
+    zt = torch.as_tensor(_check_latents(z_train, K, "z_train"), device=device)
+    zv = torch.as_tensor(_check_latents(z_valid, K, "z_valid"), device=device)
+    epochs, batch_size = int(flow_cfg["epochs"]), int(flow_cfg["batch_size"])
+    noise = float(flow_cfg.get("latent_noise", 0.0))
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    flow.to(device).train()
+    opt = torch.optim.Adam(flow.parameters(), lr=_lr_at(0, flow_cfg))
+    n = len(zt)
+    bs = min(batch_size, n)
+    steps = n // bs
+    hist: dict[str, list[float]] = {"epoch": [], "train_nll": [], "valid_nll": [], "lr": [], "seconds": []}
+    best, best_state, best_epoch = math.inf, None, -1
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        lr = _lr_at(epoch, flow_cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        perm = torch.randperm(n, generator=gen, device=device)
+        flow.train()
+        total = 0.0
+        for s in range(steps):
+            zb = zt[perm[s * bs : (s + 1) * bs]]
+            if noise > 0:
+                zb = zb + noise * torch.randn(zb.shape, generator=gen, device=device)
+            loss = -flow.log_prob(zb).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"flow training diverged (NLL={loss.item()}) at epoch {epoch + 1}, step {s + 1}: "
+                    "lower flow.lr, raise flow.latent_noise, or check the latents for outliers"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        train_nll = total / steps
+        valid_nll = mean_nll(flow, zv)
+        if not math.isfinite(valid_nll):
+            raise FloatingPointError(
+                f"validation NLL is {valid_nll} after epoch {epoch + 1}: lower flow.lr or check z_valid"
+            )
+        secs = time.perf_counter() - t0
+        for key, val in zip(hist, (epoch + 1, train_nll, valid_nll, lr, secs), strict=True):
+            hist[key].append(val)
+        log(f"epoch {epoch + 1}/{epochs}  train_nll {train_nll:.4f}  valid_nll {valid_nll:.4f}  "
+            f"lr {lr:.2e}  {secs:.1f}s")
+        if valid_nll < best:
+            best, best_epoch = valid_nll, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in flow.state_dict().items()}
+    if best_state is not None:
+        flow.load_state_dict(best_state)
+    flow.eval()
+    hist["best_epoch"] = [best_epoch]
+    log(f"kept epoch {best_epoch} (best validation NLL {best:.4f})")
+    return hist
+
+
+def save_flow(path: str | Path, flow: LatentFlow, meta: Mapping[str, Any] | None = None) -> None:
+    """Store constructor arguments + state dict (+ JSON-like meta) atomically."""
+    state = {k: v.detach().cpu() for k, v in flow.state_dict().items()}
+    io.save_torch(path, {"format": "pae.LatentFlow", "version": FORMAT_VERSION,
+                         "kwargs": dict(flow.init_kwargs), "state_dict": state, "meta": dict(meta or {})})
+
+
+def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentFlow, dict[str, Any]]:
+    """Rebuild a flow saved by `save_flow`; returns (flow in eval mode on `device`, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"flow file {path} does not exist; run the train_flow rule first")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling error means a corrupt file
+        raise ValueError(f"flow file {path} is unreadable ({exc}); delete it and re-run train_flow") from exc
+    if not isinstance(blob, dict) or blob.get("format") != "pae.LatentFlow":
+        raise ValueError(f"{path} is not a flow saved by pae.flows.save_flow; delete it and re-run train_flow")
+    flow = LatentFlow(**blob["kwargs"])
+    flow.load_state_dict(blob["state_dict"])
+    return flow.to(device).eval(), dict(blob.get("meta", {}))
+
+
+def load_latents(stats_path: str | Path) -> dict[str, np.ndarray]:
+    """z_train, z_valid (and z_test when present) from ae_stats.npz, checked for shape and finiteness."""
+    stats_path = Path(stats_path)
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"latent file {stats_path} does not exist; run the encode_ae rule first")
+    try:
+        with np.load(stats_path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{stats_path} is not a readable .npz ({exc}); delete it and re-run encode_ae") from exc
+    out = {}
+    for key in ("z_train", "z_valid", "z_test"):
+        if key not in arrays:
+            if key == "z_test":
+                continue
+            raise KeyError(f"{stats_path} has no array {key!r} (found {sorted(arrays)}); re-run encode_ae")
+        out[key] = _check_latents(arrays[key], None, key, str(stats_path))
+    if out["z_train"].shape[1] != out["z_valid"].shape[1]:
+        raise ValueError(f"z_train and z_valid in {stats_path} have different latent sizes")
+    return out
+
+
+def _write_history_csv(path: str | Path, hist: Mapping[str, list[float]]) -> None:
+    keys = ["epoch", "train_nll", "valid_nll", "lr", "seconds"]
+    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys)
+        w.writerows(zip(*(hist[k] for k in keys), strict=True))
+
+
+def run_train_flow(
+    stats_path: str | Path,
+    flow_out: str | Path,
+    metrics_out: str | Path,
+    history_out: str | Path,
+    flow_cfg: Mapping[str, Any],
+    seed: int,
+    device: str = "auto",
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv."""
+    io.set_threads(threads)
+    io.seed_everything(seed)
+    dev = io.resolve_device(device)
+    lat = load_latents(stats_path)
+    K = lat["z_train"].shape[1]
+    t0 = time.perf_counter()
+    flow = build_flow(K, flow_cfg, lat["z_train"], seed=seed)
+    n_params = sum(p.numel() for p in flow.parameters())
+    print(f"flow: {flow.kind}, K={K}, {flow.init_kwargs['n_layers']} couplings, {n_params} parameters, "
+          f"{len(lat['z_train'])} train / {len(lat['z_valid'])} valid latents, device {dev}", flush=True)
+    hist = train_flow(flow, lat["z_train"], lat["z_valid"], flow_cfg, seed=seed, device=dev,
+                      log=lambda s: print(s, flush=True))
+    wall = time.perf_counter() - t0
+    best = hist["best_epoch"][0]
+    metrics: dict[str, Any] = {
+        "K": K, "kind": flow.kind, "parameters": n_params, "epochs": int(flow_cfg["epochs"]),
+        "best_epoch": best, "valid_nll": hist["valid_nll"][best - 1],
+        "train_nll": mean_nll(flow, torch.as_tensor(lat["z_train"], device=dev)),
+        "last_epoch_train_nll_noisy": hist["train_nll"][-1], "last_epoch_valid_nll": hist["valid_nll"][-1],
+        "wall_seconds": wall, "device": str(dev),
+    }
+    if "z_test" in lat:
+        metrics["test_nll"] = mean_nll(flow, torch.as_tensor(lat["z_test"], device=dev))
+    meta = {"seed": int(seed), "stats": str(stats_path), **{k: metrics[k] for k in ("valid_nll", "best_epoch")}}
+    flow.cpu()
+    save_flow(flow_out, flow, meta)
+    _write_history_csv(history_out, hist)
+    io.save_json(metrics_out, metrics)
+    return metrics

@@ -1,0 +1,16 @@
+"""Rule train_flow: fit the latent normalizing flow (Eq. 5) on RUN/ae_stats.npz."""
+
+from pae.flows import run_train_flow
+from pae.io import redirect_output
+
+with redirect_output(snakemake.log[0]):
+    run_train_flow(
+        stats_path=snakemake.input.stats,
+        flow_out=snakemake.output.flow,
+        metrics_out=snakemake.output.metrics,
+        history_out=snakemake.output.history,
+        flow_cfg=dict(snakemake.params.flow),
+        seed=int(snakemake.wildcards.seed),
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+    )
