@@ -32,18 +32,6 @@ rule train_vae:
         "../scripts/train_vae.py"
 
 
-def sample_model_inputs(wildcards):
-    """ae/pae/recon use the AE (pae also the flow, recon the test split); vae/betavae their own model."""
-    run = RUN.format(dataset=wildcards.dataset, K=wildcards.K, seed=wildcards.seed)
-    net = wildcards.model if wildcards.model in ("vae", "betavae") else "ae"
-    inputs = {"model": f"{run}/{net}.pt"}
-    if wildcards.model == "pae":
-        inputs["flow"] = f"{run}/flow.pt"
-    if wildcards.model == "recon":
-        inputs["data"] = f"{PROCESSED}/{wildcards.dataset}.npz"
-    return inputs
-
-
 rule sample_model:
     """samples.count samples of AE (z ~ N(0,I)), VAE/β-VAE (prior), PAE (Eq. 6), or reconstructions of the
     first samples.count test images (recon); stored as uint8 x (N, C, H, W)."""

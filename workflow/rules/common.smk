@@ -2,7 +2,9 @@
 
 from pae.config import validate_config
 
-validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate_config(
+    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
 
 OUT = config["outdir"]
 DATA_DIR = config["data"]["dir"]
@@ -33,8 +35,12 @@ DATA_FILES = [f"{PROCESSED}/{d}.npz" for d in config["datasets"] if d != "celeba
     f"{PROCESSED}/ood/{o}.npz" for o in OOD_SETS
 ]
 # Each table: tidy CSV, Markdown rendering, and its provenance record (commit, config hash, versions, times).
-TABLE1_FILES = [f"{OUT}/table1.{ext}" for ext in ["csv", "md", "provenance.json", "provenance.md"]]
-TABLE2_FILES = [f"{OUT}/table2.{ext}" for ext in ["csv", "md", "provenance.json", "provenance.md"]]
+TABLE1_FILES = [
+    f"{OUT}/table1.{ext}" for ext in ["csv", "md", "provenance.json", "provenance.md"]
+]
+TABLE2_FILES = [
+    f"{OUT}/table2.{ext}" for ext in ["csv", "md", "provenance.json", "provenance.md"]
+]
 FIGURE_FILES = [
     f"{OUT}/figures/{name}.{ext}"
     for name in ["fig2", "fig3", "fig5"]
@@ -91,3 +97,22 @@ def train_runtime(epochs_key):
         return 60 + (5 * epochs if wildcards.dataset == "celeba" else (epochs + 1) // 2)
 
     return runtime
+
+
+def train_flow_params(wildcards):
+    """Only the flow.* keys that matter for this K, so e.g. an NSF change reruns only the NSF flows."""
+    from pae.flows import flow_config_for
+
+    return flow_config_for(int(wildcards.K), config["flow"])
+
+
+def sample_model_inputs(wildcards):
+    """ae/pae/recon use the AE (pae also the flow, recon the test split); vae/betavae their own model."""
+    run = RUN.format(dataset=wildcards.dataset, K=wildcards.K, seed=wildcards.seed)
+    net = wildcards.model if wildcards.model in ("vae", "betavae") else "ae"
+    inputs = {"model": f"{run}/{net}.pt"}
+    if wildcards.model == "pae":
+        inputs["flow"] = f"{run}/flow.pt"
+    if wildcards.model == "recon":
+        inputs["data"] = f"{PROCESSED}/{wildcards.dataset}.npz"
+    return inputs

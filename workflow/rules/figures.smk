@@ -1,23 +1,39 @@
 """Rules of the figures stage."""
 
-
 FIG5_K = config["ood"]["fig5_K"]
 
 
 rule fig5:
     """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K of ood.fig5_K
-    (first seed); TP/FP ratio at FN = ood.fn_rate for reconstruction error and latent density against K."""
+    (first seed); TP/FP ratio at FN = ood.fn_rate for reconstruction error and latent density against K.
+    """
     input:
         ae=[f"{RUN}/ae.pt".format(dataset="fmnist", K=K, seed=SEEDS[0]) for K in FIG5_K],
-        recon=[f"{RUN}/ood_scores_recon.npz".format(dataset="fmnist", K=K, seed=s) for K in FIG5_K for s in SEEDS],
+        recon=[
+            f"{RUN}/ood_scores_recon.npz".format(dataset="fmnist", K=K, seed=s)
+            for K in FIG5_K
+            for s in SEEDS
+        ],
         density=[
-            f"{RUN}/ood_scores_density.npz".format(dataset="fmnist", K=K, seed=s) for K in FIG5_K for s in SEEDS
+            f"{RUN}/ood_scores_density.npz".format(dataset="fmnist", K=K, seed=s)
+            for K in FIG5_K
+            for s in SEEDS
         ],
         mnist=f"{PROCESSED}/ood/mnist.npz",
     output:
         png=f"{OUT}/figures/fig5.png",
         pdf=f"{OUT}/figures/fig5.pdf",
         csv=f"{OUT}/figures/fig5.csv",
+    log:
+        f"{LOGS}/fig5.log",
+    benchmark:
+        f"{BENCH}/fig5.tsv"
+    conda:
+        ENV
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=2000,
+        runtime=15,
     params:
         stem=lambda wc, output: os.path.splitext(output.png)[0],
         ks=FIG5_K,
@@ -26,16 +42,6 @@ rule fig5:
         scale=config["data"]["scale"],
         n_images=8,
         device=config["device"],
-    log:
-        f"{LOGS}/fig5.log",
-    benchmark:
-        f"{BENCH}/fig5.tsv"
-    threads: config["threads"]["eval"]
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    conda:
-        ENV
     script:
         "../scripts/fig5.py"
 

@@ -14,30 +14,37 @@ OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
 
 rule ood_scores:
     """Per-image OoD scores (higher = more in-distribution) of one run on its test split and the four
-    OoD sets: part recon (−SSE), density (log p(z) and Eq. 12) or map (Eq. 12 at the Eq. 9 MAP)."""
+    OoD sets: part recon (−SSE), density (log p(z) and Eq. 12) or map (Eq. 12 at the Eq. 9 MAP).
+    """
     input:
         unpack(
             lambda wc: pae.ood.score_rule_inputs(
-                RUN.format(**wc), PROCESSED, wc.dataset, wc.part, OOD_CFG["recon_sigma"]
+                RUN.format(**wc),
+                PROCESSED,
+                wc.dataset,
+                wc.part,
+                OOD_CFG["recon_sigma"],
             )
         ),
     output:
         OOD_SCORES,
-    wildcard_constraints:
-        part="recon|density|map",
-    params:
-        settings=lambda wc: pae.ood.score_rule_settings(wc.part, OOD_CFG, config["data"]["scale"]),
-        device=config["device"],
     log:
         f"{LOGS}/ood_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{part}}.log",
     benchmark:
         f"{BENCH}/ood_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{part}}.tsv"
+    wildcard_constraints:
+        part="recon|density|map",
+    conda:
+        ENV
     threads: config["threads"]["eval"]
     resources:
         mem_mb=4000,
         runtime=lambda wc: pae.ood.score_rule_runtime(wc.part, OOD_CFG),
-    conda:
-        ENV
+    params:
+        settings=lambda wc: pae.ood.score_rule_settings(
+            wc.part, OOD_CFG, config["data"]["scale"]
+        ),
+        device=config["device"],
     script:
         "../scripts/ood_scores.py"
 
@@ -68,19 +75,21 @@ rule make_table2:
     output:
         csv=TABLE2_FILES[0],
         md=TABLE2_FILES[1],
-    params:
-        ks={row: K for row, (_, K) in TABLE2_ROWS.items()},
-        settings={k: OOD_CFG[k] for k in ("recon_sigma", "map_steps", "map_lr", "map_count")}
-        | {"scale": config["data"]["scale"]},
     log:
         f"{LOGS}/table2.log",
     benchmark:
         f"{BENCH}/table2.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        ks={row: K for row, (_, K) in TABLE2_ROWS.items()},
+        settings={
+            k: OOD_CFG[k] for k in ("recon_sigma", "map_steps", "map_lr", "map_count")
+        }
+        | {"scale": config["data"]["scale"]},
     script:
         "../scripts/table2.py"

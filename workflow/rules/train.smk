@@ -55,13 +55,6 @@ rule encode_ae:
         "../scripts/encode_ae.py"
 
 
-def train_flow_params(wildcards):
-    """Only the flow.* keys that matter for this K, so e.g. an NSF change reruns only the NSF flows."""
-    from pae.flows import flow_config_for
-
-    return flow_config_for(int(wildcards.K), config["flow"])
-
-
 rule train_flow:
     """Normalizing flow p(z) on the AE latents (paper Sec. 2, Eq. 4-5): RealNVP for K <= flow.realnvp_max_K,
     neural spline flow above. Keeps the best-validation epoch; writes per-epoch history.

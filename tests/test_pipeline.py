@@ -1,0 +1,124 @@
+"""End-to-end: the whole workflow (`all`) on a synthetic mirror with config/test.yaml, the HTML report, a
+no-op rerun, and a killed `train_ae` that resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthetic import synthetic_env
+
+# config/test.yaml holds out 40 validation images; 232 leaves 192 for training (6 batches of 32).
+MIRROR = {"n_train": 232, "n_test": 64}
+
+
+def snakemake_cmd(repo: Path, workdir: Path, *args: str, cores: int = 2, overlay: Path | None = None) -> list[str]:
+    configs = [str(repo / "config" / "test.yaml")] + ([str(overlay)] if overlay else [])
+    return [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+            "--cores", str(cores), *args, "--configfile", *configs]
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def pipeline(repo_root, tmp_path_factory):
+    """Run `snakemake all` once for the module; return (workdir, env)."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    env = synthetic_env(tmp, **MIRROR)
+    work = tmp / "work"
+    proc = run(snakemake_cmd(repo_root, work, "all"), env)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    return work, env
+
+
+@pytest.mark.slow
+def test_table2_has_every_cell(pipeline):
+    out = pipeline[0] / "results" / "test"
+    table = pd.read_csv(out / "table2.csv")
+    assert list(dict.fromkeys(table["row"])) == [
+        "PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP"]
+    assert list(dict.fromkeys(table["column"])) == ["MNIST", "OMNIGLOT", "FMNIST-hflip", "FMNIST-vflip"]
+    ours = pd.to_numeric(table["ours"])
+    assert ours.between(0, 1).all()
+    paper = table[table["row"] == "PAE density"].set_index("column")["paper"]
+    assert paper["MNIST"] == pytest.approx(0.997)
+    markdown = (out / "table2.md").read_text()
+    assert "Reported in the paper" in markdown and "VIB (Choi et al. 2018)" in markdown
+
+
+@pytest.mark.slow
+def test_table1_marks_inception_unavailable_and_fills_domain_fid(pipeline):
+    table = pd.read_csv(pipeline[0] / "results" / "test" / "table1.csv")
+    assert set(table["row"]) == {"AE", "VAE", "β-VAE", "PAE"}
+    inception = table[table["column"].str.contains("Inception")]
+    domain = table[table["column"].str.contains("domain")]
+    assert len(inception) and inception["ours"].str.startswith("unavailable").all()
+    assert len(domain) and (pd.to_numeric(domain["ours"]) >= 0).all()
+
+
+@pytest.mark.slow
+def test_figures_and_provenance_are_written(pipeline):
+    out = pipeline[0] / "results" / "test"
+    for name in ("fig2", "fig3", "fig5"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    record = json.loads((out / "table2.provenance.json").read_text())
+    assert len(record["config_hash"]) >= 16
+    assert record["packages"]["torch"]
+    assert record["stages"]["train_ae"]["total_s"] > 0
+
+
+@pytest.mark.slow
+def test_rerun_has_nothing_to_do(repo_root, pipeline):
+    work, env = pipeline
+    proc = run(snakemake_cmd(repo_root, work, "-n", "all"), env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_report_contains_every_table_and_figure(repo_root, pipeline):
+    work, env = pipeline
+    report = work / "report.html"
+    proc = run(snakemake_cmd(repo_root, work, "all", "--report", str(report)), env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for name in ("table1", "table2", "fig2", "fig3", "fig5"):
+        assert name in html
+
+
+@pytest.mark.slow
+def test_killed_train_ae_resumes_from_checkpoint(repo_root, pipeline):
+    """Kill snakemake while train_ae runs (after its first checkpoint); the rerun continues from it."""
+    work, env = pipeline
+    target = "results/test/fmnist/K6/seed0/ae.pt"  # relative to --directory, like the rules' outputs
+    run_dir = work / Path(target).parent
+    overlay = work / "long_ae.yaml"
+    overlay.write_text("ae: {epochs: 40}\n")  # long enough to be caught mid-run; merged into test.yaml
+    proc = subprocess.Popen(snakemake_cmd(repo_root, work, target, cores=1, overlay=overlay), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = run_dir / "ae.ckpt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "train_ae wrote no checkpoint"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "ae.pt").exists()
+
+    assert run(snakemake_cmd(repo_root, work, target, "--unlock", overlay=overlay), env).returncode == 0
+    rerun = run(snakemake_cmd(repo_root, work, target, "--rerun-incomplete", cores=1, overlay=overlay), env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    log = (work / "results" / "test" / "logs" / "train_ae" / "fmnist_K6_seed0.log").read_text()
+    assert "resumed from" in log and "after epoch" in log
+    assert (run_dir / "ae.pt").exists() and not checkpoint.exists()
