@@ -93,8 +93,9 @@ def test_report_contains_every_table_and_figure(repo_root, pipeline):
     proc = run(snakemake_cmd(repo_root, work, "all", "--report", str(report)), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
-    for name in ("table1", "table2", "fig2", "fig3", "fig5"):
-        assert name in html
+    for name in ("table1.csv", "table2.csv", "fig2.png", "fig3.png", "fig5.png", "table2.provenance.md"):
+        assert name in html, f"{name} missing from the report"
+    assert "Sec. 4.1" in html and "Sec. 4.2" in html
 
 
 @pytest.mark.slow

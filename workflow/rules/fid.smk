@@ -153,7 +153,12 @@ rule write_table1:
             "classifier.pt", "classifier_metrics.json"
         ),
     output:
-        csv=TABLE1_FILES[0],
+        csv=report(
+            TABLE1_FILES[0],
+            caption="../report/table1.rst",
+            category="Sec. 4.1 Sample and reconstruction quality",
+            labels={"result": "Table 1", "format": "CSV"},
+        ),
         md=TABLE1_FILES[1],
     log:
         f"{LOGS}/table1.log",

@@ -21,7 +21,12 @@ rule fig5:
         ],
         mnist=f"{PROCESSED}/ood/mnist.npz",
     output:
-        png=f"{OUT}/figures/fig5.png",
+        png=report(
+            f"{OUT}/figures/fig5.png",
+            caption="../report/fig5.rst",
+            category="Sec. 4.2 Out-of-distribution detection",
+            labels={"result": "Fig. 5", "format": "PNG"},
+        ),
         pdf=f"{OUT}/figures/fig5.pdf",
         csv=f"{OUT}/figures/fig5.csv",
     log:
@@ -65,7 +70,12 @@ rule fig2:
             for m, K in FIG2_PANELS.values()
         ],
     output:
-        png=f"{OUT}/figures/fig2.png",
+        png=report(
+            f"{OUT}/figures/fig2.png",
+            caption="../report/fig2.rst",
+            category="Sec. 4.1 Sample and reconstruction quality",
+            labels={"result": "Fig. 2", "format": "PNG"},
+        ),
         pdf=f"{OUT}/figures/fig2.pdf",
     log:
         f"{LOGS}/fig2.log",
@@ -96,7 +106,12 @@ rule fig3:
             for K in config["fid"]["fig3_K"]
         ],
     output:
-        png=f"{OUT}/figures/fig3.png",
+        png=report(
+            f"{OUT}/figures/fig3.png",
+            caption="../report/fig3.rst",
+            category="Sec. 4.1 Sample and reconstruction quality",
+            labels={"result": "Fig. 3", "format": "PNG"},
+        ),
         pdf=f"{OUT}/figures/fig3.pdf",
     log:
         f"{LOGS}/fig3.log",

@@ -73,7 +73,12 @@ rule make_table2:
     input:
         **TABLE2_INPUT,
     output:
-        csv=TABLE2_FILES[0],
+        csv=report(
+            TABLE2_FILES[0],
+            caption="../report/table2.rst",
+            category="Sec. 4.2 Out-of-distribution detection",
+            labels={"result": "Table 2", "format": "CSV"},
+        ),
         md=TABLE2_FILES[1],
     log:
         f"{LOGS}/table2.log",
