@@ -173,7 +173,7 @@ def test_write_provenance_json_and_markdown(tmp_path: Path) -> None:
     assert on_disk["config_hash"] == pv.config_hash(config) == prov["config_hash"]
     assert on_disk["config"] == config
     assert on_disk["targets"][table.as_posix()]["sha256"] == pv.file_sha256(table)
-    assert on_disk["stages"]["train_ae"]["total_s"] == 3725.0 and on_disk["total_wall_s"] == 3725.0
+    assert on_disk["stages"]["train_ae"]["total_s"] == 3725.0 and on_disk["total_job_s"] == 3725.0
     assert set(pv.KEY_PACKAGES) <= set(on_disk["packages"])
     md = (tmp_path / "table2.provenance.md").read_text()
     assert "| train_ae | 1 | 1:02:05 | 1:02:05 |" in md

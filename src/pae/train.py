@@ -412,17 +412,6 @@ def encode(
     return torch.cat(parts).numpy()
 
 
-def reconstruct(
-    model: nn.Module,
-    x_uint8: np.ndarray | torch.Tensor,
-    scale: float = 255,
-    batch_size: int = 500,
-    device: str | torch.device = "auto",
-) -> np.ndarray:
-    """g_θ(f_φ(x)) as float32 images in (−0.5, 0.5), shape (N, C, H, W)."""
-    parts = [r.float().cpu() for _, r in _eval_batches(model, x_uint8, scale, batch_size, device, model)]
-    return torch.cat(parts).numpy()
-
 
 def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:
     total, count = None, 0
