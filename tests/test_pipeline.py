@@ -123,3 +123,16 @@ def test_killed_train_ae_resumes_from_checkpoint(repo_root, pipeline):
     log = (work / "results" / "test" / "logs" / "train_ae" / "fmnist_K6_seed0.log").read_text()
     assert "resumed from" in log and "after epoch" in log
     assert (run_dir / "ae.pt").exists() and not checkpoint.exists()
+
+
+@pytest.mark.slow
+def test_every_seed_feeds_the_tables(repo_root, tmp_path):
+    """With two seeds, Table 1 and Table 2 depend on the runs of both (they report mean ± std)."""
+    env = synthetic_env(tmp_path, **MIRROR)
+    overlay = tmp_path / "seeds.yaml"
+    overlay.write_text("seeds: [0, 1]\n")
+    proc = run(snakemake_cmd(repo_root, tmp_path / "work", "-n", "table1", "table2", overlay=overlay), env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for seed in (0, 1):
+        assert f"fmnist/K64/seed{seed}/ood_scores_density.npz" in proc.stdout
+        assert f"fmnist/K8/seed{seed}/fid/pae.json" in proc.stdout
