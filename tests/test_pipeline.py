@@ -134,5 +134,5 @@ def test_every_seed_feeds_the_tables(repo_root, tmp_path):
     proc = run(snakemake_cmd(repo_root, tmp_path / "work", "-n", "table1", "table2", overlay=overlay), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for seed in (0, 1):
-        assert f"fmnist/K64/seed{seed}/ood_scores_density.npz" in proc.stdout
+        assert f"fmnist/K8/seed{seed}/ood_scores_density.npz" in proc.stdout  # test.yaml: density_K 8
         assert f"fmnist/K8/seed{seed}/fid/pae.json" in proc.stdout
