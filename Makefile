@@ -7,7 +7,7 @@ CORES  ?= 2
 QUICK   = --configfile config/quick.yaml
 SMK     = $(BIN)/snakemake --cores $(CORES) --printshellcmds --show-failed-logs
 
-.PHONY: venv table2 table1 figures data paper test lint report clean-quick
+.PHONY: venv table2 table1 figures data paper test lint report
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -29,7 +29,7 @@ data: venv              ## data stage alone (downloads / mirror, checksums, prep
 paper: venv             ## everything at paper scale (GPU strongly advised)
 	$(SMK) all
 report: venv            ## HTML report of the quick configuration
-	$(BIN)/snakemake $(QUICK) all --report report.html
+	$(BIN)/snakemake all --report report.html $(QUICK)
 
 test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
 	$(BIN)/python -m pytest -q tests

@@ -3,7 +3,7 @@
 download → preprocess → AE → flow on AE latents → VAE / β-VAE → FID and AUROC → tables and figures.
 
     snakemake --cores 8 results/table2.csv                                  # paper schedule (GPU)
-    snakemake --cores 2 --configfile config/quick.yaml table2               # CPU, < 1 h
+    snakemake --cores 2 table2 --configfile config/quick.yaml               # CPU, < 1 h
     snakemake --profile profiles/slurm results/table2.csv                   # SLURM cluster
 """
 
