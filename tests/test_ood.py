@@ -193,3 +193,19 @@ def test_fig5(tmp_path) -> None:
     images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
     paths = fig5(images, {4: images, 8: images}, ratios, 0.05, tmp_path / "fig5")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_fig5_single_seed_ratios_draw(tmp_path) -> None:
+    """One seed per K: exp(mean(log r)) can differ from r by round-off; the error bars must stay ≥ 0."""
+    import pandas as pd
+
+    from pae.figures import fig5
+
+    values = [9.635, 13.75, 8.282, 4.002, 1.279, 1.751, 19.31, 53.37]  # ratios that once broke errorbar
+    ratios = pd.DataFrame({
+        "score": ["reconstruction error"] * 4 + ["latent density"] * 4,
+        "K": [4, 8, 16, 32] * 2, "seed": [0] * 8, "ratio": values, "n_in": [10000] * 8,
+    })
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
+    paths = fig5(images, {K: images for K in (4, 8, 16, 32)}, ratios, 0.05, tmp_path / "fig5")
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -90,7 +90,7 @@ def fig5(
             gmean = float(np.exp(np.mean(np.log(np.maximum(r, 1e-12)))))
             xs.append(K)
             means.append(gmean)
-            spread.append((gmean - r.min(), r.max() - gmean))
+            spread.append((max(gmean - r.min(), 0.0), max(r.max() - gmean, 0.0)))  # exp∘log round-off
             bound.append(bool(inf.any()))
         xs, means, bound = map(np.asarray, (xs, means, bound))
         yerr = np.asarray(spread).T
