@@ -18,7 +18,6 @@ torch is imported lazily so that the Snakefile can resolve the weights without l
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sys
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from pae import io
+from pae.data import file_digest
 
 if TYPE_CHECKING:
     import torch
@@ -244,12 +244,6 @@ def _download_weights() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILENAME
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_inception(source: str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -279,7 +273,7 @@ def load_inception(source: str, device: str | torch.device = "cpu") -> tuple[tor
         raise ValueError(f"{path} does not hold pytorch-fid's FID Inception weights ({err})") from err
     finally:
         pfi.load_state_dict_from_url = original
-    sha = sha256_file(path)
+    sha = file_digest(path)
     info = {"weights": str(path), "sha256": sha, "matches_pytorch_fid": sha.startswith(INCEPTION_SHA256_PREFIX)}
     if not info["matches_pytorch_fid"]:
         print(f"warning: {path} is not pytorch-fid's file (sha256 {sha[:8]}… ≠ {INCEPTION_SHA256_PREFIX}…): "

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pae.data import file_digest
 from pae.io import atomic_path, save_json
 
 #: Packages whose versions decide the numbers (or the workflow semantics).
@@ -118,13 +119,8 @@ def config_hash(config: Mapping[str, Any], length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (to tie the record to the exact table it describes)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# SHA-256 of a file's bytes (ties the record to the exact table it describes).
+file_sha256 = file_digest
 
 
 # ------------------------------------------------------------------------------------ software, hardware
