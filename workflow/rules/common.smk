@@ -84,6 +84,12 @@ def train_settings(epochs_key):
 AE_NET = {key: config["ae"][key] for key in ("norm", "spectral_norm", "dropout")}
 
 
+def ae_net(wildcards):
+    """AE_NET plus the encoder width (ae.encoder_outputs: K, or the original's 2K)."""
+    factor = 2 if config["ae"]["encoder_outputs"] == "2K" else 1
+    return AE_NET | {"encoder_outputs": factor * int(wildcards.K)}
+
+
 def train_mem_mb(wildcards):
     return 24000 if wildcards.dataset == "celeba" else 4000
 

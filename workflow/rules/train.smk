@@ -22,7 +22,7 @@ rule train_ae:
         runtime=train_runtime("ae"),
         gpu=1,
     params:
-        net=AE_NET,
+        net=ae_net,
         settings=train_settings("ae"),
         device=config["device"],
     script:
