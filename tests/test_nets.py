@@ -166,3 +166,21 @@ def test_forward_flops(image_shape: tuple[int, int, int]) -> None:
     assert forward_flops(model, 1) == 2 * macs
     assert forward_flops(model, 5) == 10 * macs
     assert model.training  # the mode is restored
+
+
+def test_encoder_outputs_2k_keeps_first_k_and_rebuilds_from_kwargs(tmp_path) -> None:
+    """ae.encoder_outputs = 2K (the original's head): encode returns the first K of 2K outputs."""
+    torch.manual_seed(0)
+    model = AutoEncoder(4, (1, 28, 28), norm="batch", spectral_norm=True, dropout=0.0, encoder_outputs=8).eval()
+    x = torch.rand(3, 1, 28, 28) - 0.5
+    with torch.no_grad():
+        full = model.encoder(x)
+        z = model.encode(x)
+    assert full.shape == (3, 8) and z.shape == (3, 4)
+    assert torch.equal(z, full[:, :4])
+    save_model(tmp_path / "ae.pt", model)
+    again, _ = load_model(tmp_path / "ae.pt")
+    with torch.no_grad():
+        assert torch.equal(again.eval().encode(x), z)
+    with pytest.raises(ValueError, match="encoder_outputs"):
+        AutoEncoder(4, (1, 28, 28), encoder_outputs=3)
