@@ -27,6 +27,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/fid.smk"
 include: "workflow/rules/ood.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/posterior.smk"
 include: "workflow/rules/provenance.smk"
 
 
@@ -54,6 +55,12 @@ rule figures:
     """Figures 2, 3 and 5."""
     input:
         FIGURE_FILES,
+
+
+rule fig6:
+    """Fig. 6 and posterior_metrics.csv/.md: denoising and inpainting with uncertainty (paper Sec. 2.3, 4.2)."""
+    input:
+        FIG6_FILES,
 
 
 rule data:

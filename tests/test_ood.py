@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,15 +12,26 @@ import torch
 
 from pae import io
 from pae.flows import build_flow, save_flow
-from pae.nets import AutoEncoder, save_model
+from pae.nets import VAE, AutoEncoder, save_model
 from pae.ood import (
     OOD_SETS,
+    TABLE2_ROWS,
+    aupr,
     auroc,
     fig5_ratios,
+    fpr_at_tpr,
     load_scores,
     run_ood_scores,
     run_table2,
+    run_vae_scores,
+    score_generator,
+    score_rule_inputs,
+    score_rule_runtime,
+    score_rule_settings,
     subset_index,
+    table2_inputs,
+    table2_plan,
+    tp_fp_rates,
     tp_fp_ratio,
 )
 
@@ -62,10 +74,56 @@ def test_tp_fp_ratio_hand_example() -> None:
         tp_fp_ratio(inn, ood, 1.0)
 
 
+def test_aupr_and_fpr95_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=50)
+    assert aupr(a + 10, a - 10) == 1.0 and fpr_at_tpr(a + 10, a - 10) == 0.0  # perfectly separated
+    assert fpr_at_tpr(a - 10, a + 10) == 1.0  # every in-distribution image lies beyond every OoD one
+    assert aupr(np.zeros(30), np.zeros(10)) == pytest.approx(10 / 40)  # all tied: the OoD fraction
+    # hand case: t = −score ranks ood 0 > in −1 > in −2 > ood −2.5 > in −3; AP = ½·1 + ½·(2/4)
+    assert aupr([3, 2, 1], [2.5, 0]) == pytest.approx(0.75)
+    # FPR95 on the Fig. 5 hand case below: OoD t = 1..20, threshold t ≥ 2 keeps 19/20; in t ≥ 2: 3 of 10
+    ood = -np.arange(1, 21, dtype=float)
+    inn = -np.array([0, 0.5, 1, 1.5, 2, 2.5, 3, 0, 0, 0])
+    assert fpr_at_tpr(inn, ood, 0.95) == pytest.approx(0.3)
+    assert fpr_at_tpr(inn, ood, 0.90) == pytest.approx(0.1)  # t ≥ 3
+    with pytest.raises(ValueError, match="tpr"):
+        fpr_at_tpr(inn, ood, 0.0)
+
+
+def test_metrics_without_skill_on_large_samples() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=40000), rng.normal(size=20000)  # identical distributions
+    assert auroc(a, b) == pytest.approx(0.5, abs=0.01)
+    assert fpr_at_tpr(a, b) == pytest.approx(0.95, abs=0.01)
+    assert aupr(a, b) == pytest.approx(1 / 3, abs=0.01)  # the OoD fraction
+    for positive in ("ood", "in"):
+        tpr, fpr = tp_fp_rates(a, b, 0.05, positive)
+        assert tpr == pytest.approx(0.95, abs=1e-3) and fpr == pytest.approx(0.95, abs=0.01)
+
+
+def test_tp_fp_in_distribution_positive() -> None:
+    inn = np.arange(1, 21, dtype=float)  # in-distribution positive: t = score = 1..20
+    ood = np.array([0, 0.5, 1, 1.5, 2, 2.5, 3, 0, 0, 0])
+    # fn_rate 0.05 rejects k = 1 in-distribution image → τ = 2: TPR 19/20; OoD accepted (≥ 2): 3 of 10
+    assert tp_fp_rates(inn, ood, 0.05, "in") == pytest.approx((0.95, 0.3))
+    assert tp_fp_ratio(inn, ood, 0.05, "in") == pytest.approx(0.95 / 0.3)
+    # the two conventions swap the roles of the sets and the sign of the statistic
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=300), rng.normal(size=200) - 1
+    assert tp_fp_rates(a, b, 0.1, "in") == tp_fp_rates(-b, -a, 0.1, "ood")
+    assert tp_fp_rates(a, b, 0.1, "ood") != tp_fp_rates(a, b, 0.1, "in")  # they answer different questions
+    assert tp_fp_ratio(inn, np.zeros(5) - 5, 0.05, "in") == math.inf  # no OoD image accepted
+    with pytest.raises(ValueError, match="positive"):
+        tp_fp_rates(inn, ood, 0.05, "both")
+
+
 def test_subset_index() -> None:
     np.testing.assert_array_equal(subset_index(5, None), np.arange(5))
     np.testing.assert_array_equal(subset_index(5, 10), np.arange(5))
     np.testing.assert_array_equal(subset_index(11, 3), [0, 5, 10])
+    with pytest.raises(ValueError, match="ood.iwae_count"):
+        subset_index(11, 0, "ood.iwae_count")
 
 
 # ------------------------------------------------------------------------------------------------ score files
@@ -93,6 +151,7 @@ def tiny_run(tmp_path_factory):
     cfg = {"realnvp_max_K": 4, "realnvp_depth": {4: 2}, "realnvp_hidden": 8, "standardize": True}
     save_flow(root / "flow.pt", build_flow(4, cfg, rng.normal(size=(64, 4)).astype(np.float32)))
     io.save_npz(root / "ae_stats.npz", sigma=np.full((1, 28, 28), 0.05, dtype=np.float32))
+    save_model(root / "vae.pt", VAE(4, (1, 28, 28), "batch", True, 0.2), {"objective": {"beta": 1.0, "sigma": 0.1}})
     return root
 
 
@@ -138,13 +197,101 @@ def test_score_errors_write_nothing(tiny_run, tmp_path) -> None:
     assert not list(tmp_path.glob("x.npz*"))
 
 
+def _vae_run(root, out, seed=0, **kw):
+    return run_vae_scores(root / "vae.pt", root / "fmnist.npz", {o: root / f"{o}.npz" for o in OOD_SETS}, out,
+                          **({"sigma": 0.1, "iwae_samples": 3, "batch_size": 4, "device": "cpu", "seed": seed,
+                              "meta": {"K": 4, "seed": seed}, "log": lambda s: None} | kw))
+
+
+def test_vae_score_part(tiny_run, tmp_path) -> None:
+    from pae.vae import vae_scores
+
+    out = _vae_run(tiny_run, tmp_path / "v.npz", iwae_count=10)
+    scores, meta = load_scores(tmp_path / "v.npz")
+    assert meta["part"] == "vae" and meta["iwae_samples"] == 3 and meta["iwae_count"] == 10 and meta["K"] == 4
+    assert set(scores) == {f"{s}__{n}" for s in ("elbo", "iwae", "index") for n in ("test", *OOD_SETS)}
+    np.testing.assert_array_equal(scores["index__omniglot"], subset_index(16, 10))
+    assert scores["elbo__mnist"].shape == (10,) and scores["iwae__test"].dtype == np.float64
+    assert np.mean(scores["iwae__test"]) >= np.mean(scores["elbo__test"])
+    again = _vae_run(tiny_run, tmp_path / "v2.npz", iwae_count=10)  # seeded: reproducible
+    np.testing.assert_array_equal(again["iwae__mnist"], out["iwae__mnist"])
+    other = _vae_run(tiny_run, tmp_path / "v3.npz", seed=1, iwae_count=10)
+    assert not np.array_equal(other["iwae__mnist"], out["iwae__mnist"])
+    # one batch: exactly pae.vae.vae_scores on the subset, with the set's own generator (test = set 0)
+    from pae.data import to_model_input
+    from pae.nets import load_model
+
+    model, _ = load_model(tiny_run / "vae.pt")
+    x = np.load(tiny_run / "omniglot.npz")["x"][subset_index(16, 10)]
+    with torch.no_grad():
+        ref = vae_scores(model, to_model_input(x), 0.1, 3, score_generator(0, 1 + OOD_SETS.index("omniglot")))
+    one_batch = _vae_run(tiny_run, tmp_path / "v4.npz", iwae_count=10, batch_size=100)
+    np.testing.assert_allclose(one_batch["iwae__omniglot"], ref["iwae"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(one_batch["elbo__omniglot"], ref["elbo"].numpy(), rtol=1e-6)
+
+
+def test_vae_score_errors_write_nothing(tiny_run, tmp_path) -> None:
+    with pytest.raises(ValueError, match="vae.models.vae.sigma"):
+        _vae_run(tiny_run, tmp_path / "x.npz", sigma=0.01)
+    with pytest.raises(ValueError, match="not a VAE"):
+        run_vae_scores(tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz", sigma=0.1, device="cpu")
+    with pytest.raises(ValueError, match="ood.iwae_count"):
+        _vae_run(tiny_run, tmp_path / "x.npz", iwae_count=0)
+    with pytest.raises(ValueError, match="ood.iwae_samples"):
+        _vae_run(tiny_run, tmp_path / "x.npz", iwae_samples=0)
+    with pytest.raises(ValueError, match="run_vae_scores"):
+        run_ood_scores("vae", tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz")
+    assert not list(tmp_path.glob("x.npz*"))
+
+
+# ------------------------------------------------------------------------------------------------ rules
+
+
+def _config(**ood):
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config["ood"] |= ood
+    return config
+
+
+def test_table2_plan_follows_ood_rows() -> None:
+    config = _config()
+    plan = table2_plan(config)
+    assert list(plan) == config["ood"]["rows"] == ["density", "recon", "eq12", "eq12_map", "elbo", "iwae"]
+    assert plan["elbo"] == plan["iwae"] == ("vae", config["vae"]["latent_dim"])
+    assert plan["recon"] == ("recon", config["ood"]["recon_K"]) and plan["eq12_map"] == ("map", 64)
+    assert list(table2_plan(_config(rows=["iwae", "density"]))) == ["iwae", "density"]
+    files = table2_inputs(_config(map_steps=0), "R/{dataset}/K{K}/s{seed}/{part}.npz", "fmnist", [0, 1])
+    assert files["eq12_map"] == [] and files["iwae"] == ["R/fmnist/K32/s0/vae.npz", "R/fmnist/K32/s1/vae.npz"]
+    with pytest.raises(ValueError, match="ood.rows"):
+        table2_plan(_config(rows=["density", "waic"]))
+    with pytest.raises(ValueError, match="ood.rows"):
+        table2_plan(_config(rows=["density", "density"]))
+    no_vae = _config(rows=["elbo"])
+    del no_vae["vae"]["models"]["vae"]
+    with pytest.raises(ValueError, match="vae.models"):
+        table2_plan(no_vae)
+    assert set(TABLE2_ROWS) == {"density", "recon", "eq12", "eq12_map", "elbo", "iwae"}
+
+
+def test_vae_part_rule_helpers() -> None:
+    ood = _config(iwae_count=500)["ood"]
+    files = score_rule_inputs("R", "P", "fmnist", "vae", "unweighted")
+    assert files["vae"] == "R/vae.pt" and "ae" not in files and "flow" not in files and "stats" not in files
+    assert score_rule_settings("vae", ood, 255, 0.01) == {
+        "scale": 255, "batch_size": 500, "iwae_samples": 100, "iwae_count": 500, "sigma": 0.01}
+    assert "iwae_samples" not in score_rule_settings("density", ood, 255, 0.01)  # a new k reruns only `vae`
+    assert score_rule_runtime("vae", ood) < score_rule_runtime("vae", ood | {"iwae_count": None})
+
+
 # ------------------------------------------------------------------------------------------------ Table 2, Fig. 5
 
 
 def _fake_scores(path, part, K, seed, shift):
     """Synthetic score file: OoD sets shifted down by `shift` (larger shift = easier)."""
     rng = np.random.default_rng(seed)
-    keys = {"recon": ["recon"], "density": ["density", "eq12"], "map": ["eq12_map"]}[part]
+    keys = {"recon": ["recon"], "density": ["density", "eq12"], "map": ["eq12_map"], "vae": ["elbo", "iwae"]}[part]
     arrays = {}
     for key in keys:
         arrays[f"{key}__test"] = rng.normal(size=200)
@@ -155,28 +302,47 @@ def _fake_scores(path, part, K, seed, shift):
 
 
 def test_table2(tmp_path) -> None:
-    files = {"density": [], "recon": [], "eq12": [], "eq12_map": []}
+    files = {"density": [], "recon": [], "eq12": [], "eq12_map": [], "elbo": [], "iwae": []}
     for seed in (0, 1):
         files["density"].append(_fake_scores(tmp_path / f"d{seed}.npz", "density", 64, seed, 3.0))
         files["recon"].append(_fake_scores(tmp_path / f"r{seed}.npz", "recon", 4, seed, 2.0))
+        files["elbo"].append(_fake_scores(tmp_path / f"v{seed}.npz", "vae", 32, seed, -1.0))  # OoD scored higher
     files["eq12"] = files["density"]
-    ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64}
-    table = run_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks,
-                       {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None},
-                       log=lambda s: None)
+    files["iwae"] = files["elbo"]
+    ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "elbo": 32, "iwae": 32}
+    settings = {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None,
+                "iwae_samples": 100, "iwae_count": 500, "vae_sigma": 0.01}
+    table = run_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, log=lambda s: None)
     csv = pd.read_csv(tmp_path / "t.csv")
-    assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP"]
+    assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP",
+                                               "VAE ELBO", "VAE IWAE"]
     dens = csv[(csv["row"] == "PAE density") & (csv["column"] == "MNIST")].iloc[0]
-    expected = [auroc(*(load_scores(p)[0][f"density__{s}"] for s in ("test", "mnist"))) for p in files["density"]]
+    pairs = [[load_scores(p)[0][f"density__{s}"] for s in ("test", "mnist")] for p in files["density"]]
+    expected = [auroc(*pair) for pair in pairs]
     assert float(dens["ours"]) == pytest.approx(np.mean(expected), rel=1e-5)  # CSV keeps 6 digits
     assert float(dens["ours_std"]) == pytest.approx(np.std(expected, ddof=1), rel=1e-5)
     assert dens["paper"] == pytest.approx(0.997) and dens["K"] == 64 and dens["n_seeds"] == 2
-    assert csv[csv["row"] == "Eq. 12 with MAP"]["ours"].str.startswith("not run").all()
+    # AUPR and FPR95 (OoD positive) per cell: mean and std over seeds
+    assert dens["aupr"] == pytest.approx(np.mean([aupr(*pair) for pair in pairs]), rel=1e-5)
+    assert dens["fpr95"] == pytest.approx(np.mean([fpr_at_tpr(*pair) for pair in pairs]), rel=1e-5, abs=1e-6)
+    assert dens["aupr_std"] == pytest.approx(np.std([aupr(*pair) for pair in pairs], ddof=1), rel=1e-4)
+    elbo = csv[csv["row"] == "VAE ELBO"]
+    assert (pd.to_numeric(elbo["ours"]) < 0.5).all() and (elbo["K"] == 32).all() and elbo["paper"].isna().all()
+    not_run = csv[csv["row"] == "Eq. 12 with MAP"]
+    assert not_run["ours"].str.startswith("not run").all() and not_run["aupr"].isna().all()
     assert set(table["column"]) == {"MNIST", "OMNIGLOT", "FMNIST-hflip", "FMNIST-vflip"}
     md = (tmp_path / "t.md").read_text()
     ours, reported = md.split("## Reported in the paper")  # quoted baselines in their own block
-    assert "VIB" in reported and "VIB" not in ours and "(0.986)" in ours
-    assert "AE reconstruction error K = 4" in md
+    main, extra = ours.split("## AUPR / FPR at 95 % TPR")  # our other metrics after the AUROC table
+    assert "VIB" in reported and "VIB" not in ours and "(0.986)" in main and "IWAE (Choi et al. 2018)" in reported
+    assert "| VAE IWAE |" in main and "| VAE IWAE |" in extra and f"{dens['aupr']:.3f} / {dens['fpr95']:.3f}" in extra
+    assert "AE reconstruction error K = 4" in md and "k = 100" in md and "on 500 evenly spaced images" in md
+    # a run may leave rows out: only those listed, in the order given
+    run_table2({"iwae": files["iwae"], "recon": files["recon"]}, tmp_path / "u.csv", tmp_path / "u.md", ks, settings,
+               log=lambda s: None)
+    assert list(dict.fromkeys(pd.read_csv(tmp_path / "u.csv")["row"])) == ["VAE IWAE", "AE reconstruction error"]
+    with pytest.raises(ValueError, match="unknown Table 2 row"):
+        run_table2({"waic": files["recon"]}, tmp_path / "w.csv", tmp_path / "w.md", ks, settings)
 
 
 def test_fig5(tmp_path) -> None:
@@ -187,8 +353,15 @@ def test_fig5(tmp_path) -> None:
     ratios = fig5_ratios(recon, dens, 0.05)
     assert len(ratios) == 8 and set(ratios["score"]) == {"reconstruction error", "latent density"}
     r0 = load_scores(recon[4][0])[0]
-    first = ratios[(ratios["score"] == "reconstruction error") & (ratios["K"] == 4) & (ratios["seed"] == 0)]
-    assert first["ratio"].iloc[0] == pytest.approx(tp_fp_ratio(r0["recon__test"], r0["recon__mnist"], 0.05))
+    first = ratios[(ratios["score"] == "reconstruction error") & (ratios["K"] == 4) & (ratios["seed"] == 0)].iloc[0]
+    a, b = r0["recon__test"], r0["recon__mnist"]
+    assert first["ratio"] == pytest.approx(tp_fp_ratio(a, b, 0.05))  # plotted: OoD positive
+    assert (first["tpr"], first["fpr"]) == pytest.approx(tp_fp_rates(a, b, 0.05, "ood"))
+    # the other convention (in-distribution positive) in extra columns
+    assert first["ratio_in_positive"] == pytest.approx(tp_fp_ratio(a, b, 0.05, "in"))
+    assert (first["tpr_in_positive"], first["fpr_in_positive"]) == pytest.approx(tp_fp_rates(a, b, 0.05, "in"))
+    assert first["n_in"] == a.size and first["n_ood"] == b.size
+    assert (ratios["tpr"] >= 0.95).all() and (ratios["tpr_in_positive"] >= 0.95).all()
     ratios.loc[0, "ratio"] = math.inf  # an unbounded ratio is drawn at its bound
     images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
     paths = fig5(images, {4: images, 8: images}, ratios, 0.05, tmp_path / "fig5")
@@ -209,3 +382,25 @@ def test_fig5_single_seed_ratios_draw(tmp_path) -> None:
     images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
     paths = fig5(images, {K: images for K in (4, 8, 16, 32)}, ratios, 0.05, tmp_path / "fig5")
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_run_fig5_writes_both_conventions(tiny_run, tmp_path, monkeypatch) -> None:
+    import pae.figures
+    from pae.ood import FIG5_COLUMNS, run_fig5
+
+    recon = {K: [_fake_scores(tmp_path / f"r{K}.npz", "recon", K, 0, 1.0)] for K in (4, 8)}
+    dens = {K: [_fake_scores(tmp_path / f"d{K}.npz", "density", K, 0, 2.0)] for K in (4, 8)}
+    labels = []
+    save = pae.figures.save_figure
+
+    def capture(fig, stem):
+        labels.extend(ax.get_ylabel() + " | " + ax.get_title() for ax in fig.axes if ax.get_ylabel())
+        return save(fig, stem)
+
+    monkeypatch.setattr(pae.figures, "save_figure", capture)
+    ratios = run_fig5({4: tiny_run / "ae.pt", 8: tiny_run / "ae.pt"}, recon, dens, tiny_run / "mnist.npz",
+                      tmp_path / "fig5", n_images=3, device="cpu", log=lambda s: None)
+    csv = pd.read_csv(tmp_path / "fig5.csv")
+    assert list(csv.columns) == FIG5_COLUMNS and len(csv) == 4
+    np.testing.assert_allclose(csv["ratio_in_positive"], ratios["ratio_in_positive"], rtol=1e-5)
+    assert len(labels) == 1 and "positive class = OoD" in labels[0] and "OoD, the positive class" in labels[0]

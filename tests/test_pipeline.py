@@ -46,10 +46,10 @@ def test_table2_has_every_cell(pipeline):
     out = pipeline[0] / "results" / "test"
     table = pd.read_csv(out / "table2.csv")
     assert list(dict.fromkeys(table["row"])) == [
-        "PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP"]
+        "PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP", "VAE ELBO", "VAE IWAE"]
     assert list(dict.fromkeys(table["column"])) == ["MNIST", "OMNIGLOT", "FMNIST-hflip", "FMNIST-vflip"]
-    ours = pd.to_numeric(table["ours"])
-    assert ours.between(0, 1).all()
+    for metric in ("ours", "aupr", "fpr95"):  # AUROC, AUPR, FPR at 95 % TPR in every cell
+        assert pd.to_numeric(table[metric]).between(0, 1).all(), metric
     paper = table[table["row"] == "PAE density"].set_index("column")["paper"]
     assert paper["MNIST"] == pytest.approx(0.997)
     markdown = (out / "table2.md").read_text()
@@ -135,4 +135,5 @@ def test_every_seed_feeds_the_tables(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for seed in (0, 1):
         assert f"fmnist/K8/seed{seed}/ood_scores_density.npz" in proc.stdout  # test.yaml: density_K 8
+        assert f"fmnist/K8/seed{seed}/ood_scores_vae.npz" in proc.stdout  # test.yaml: vae.latent_dim 8
         assert f"fmnist/K8/seed{seed}/fid/pae.json" in proc.stdout

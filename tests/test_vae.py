@@ -158,3 +158,106 @@ def test_train_vae_entry_point(tmp_path) -> None:
         vae.train_vae(data, tmp_path / "v.pt", tmp_path / "v.json", tmp_path / "v.ckpt", 3, net,
                       {**objective, "gamma": 1.0}, settings(), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "v.pt").exists() and np.isfinite(metrics["val_mse"])
+
+
+# ------------------------------------------------------------------------------------------------ ELBO / IWAE scores
+
+
+class LinearGaussian(nn.Module):
+    """Toy VAE: p(z) = N(0, I_K), p(x|z) = N(Wz + b, σ²I) on 1×2×2 images, so log p(x) = log N(x; b, WWᵀ + σ²I)
+    is known; the posterior is the mean-field Gaussian with the exact posterior mean and std
+    std_factor/√A_kk (A = I + WᵀW/σ², the exact posterior precision; std_factor 1 is the mean-field
+    optimum). float64 throughout."""
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor, sigma: float, std_factor: float = 1.0) -> None:
+        super().__init__()
+        self.w, self.b, self.sigma, self.std_factor = w, b, sigma, std_factor
+        self.a = torch.eye(w.shape[1], dtype=w.dtype) + w.T @ w / sigma**2
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r = x.flatten(1) - self.b
+        mu = torch.linalg.solve(self.a, (r @ self.w / self.sigma**2).T).T
+        return mu, self.std_factor * (1.0 / torch.diagonal(self.a)).sqrt().expand_as(mu)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return (z @ self.w.T + self.b).view(-1, 1, 2, 2)
+
+    def log_px(self, x: torch.Tensor) -> torch.Tensor:
+        cov = self.w @ self.w.T + self.sigma**2 * torch.eye(self.w.shape[0], dtype=self.w.dtype)
+        return torch.distributions.MultivariateNormal(self.b, cov).log_prob(x.flatten(1))
+
+    def sample(self, n: int, g: torch.Generator) -> torch.Tensor:
+        z = torch.randn(n, self.w.shape[1], generator=g, dtype=self.w.dtype)
+        noise = self.sigma * torch.randn(n, self.w.shape[0], generator=g, dtype=self.w.dtype)
+        return (z @ self.w.T + self.b + noise).view(-1, 1, 2, 2)
+
+
+def linear_gaussian(orthogonal: bool) -> LinearGaussian:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    if orthogonal:  # WᵀW diagonal ⇒ the exact posterior is mean-field
+        w = torch.linalg.qr(w)[0] * torch.tensor([2.0, 0.7], dtype=torch.float64)
+    b = torch.tensor([0.1, -0.2, 0.0, 0.3], dtype=torch.float64)
+    return LinearGaussian(w, b, 0.3, 1.0 if orthogonal else 1.6)  # an inexact posterior: a bound with a gap
+
+
+def test_elbo_and_iwae_exact_when_the_posterior_is_exact() -> None:
+    toy = linear_gaussian(orthogonal=True)
+    x = toy.sample(50, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    log_px = toy.log_px(x)
+    for k in (1, 7):  # every importance weight equals p(x)
+        s = vae.vae_scores(toy, x, toy.sigma, k, g)
+        torch.testing.assert_close(s["iwae"], log_px, rtol=0, atol=1e-9)
+    # the ELBO's reconstruction term is a k-sample estimate: exact only in expectation
+    assert vae.elbo(toy, x, toy.sigma, 20000, g).sub(log_px).abs().max() < 0.05
+
+
+def test_iwae_approaches_log_px_and_increases_with_k() -> None:
+    toy = linear_gaussian(orthogonal=False)
+    x = toy.sample(400, torch.Generator().manual_seed(1))
+    log_px = toy.log_px(x).mean().item()
+    g = torch.Generator().manual_seed(3)
+    elbo = vae.elbo(toy, x, toy.sigma, 2000, g).mean().item()
+    iwae = {k: vae.iwae_bound(toy, x, toy.sigma, k, g).mean().item() for k in (3, 10, 3000)}
+    iwae[1] = vae.iwae_bound(toy, x.repeat(50, 1, 1, 1), toy.sigma, 1, g).mean().item()  # 20 000 draws
+    gap = log_px - elbo
+    assert gap > 0.3  # the (too wide, mean-field) posterior is not exact
+    assert iwae[1] == pytest.approx(elbo, abs=0.05)  # k = 1: the ELBO (single-sample KL)
+    # (beyond k ≈ 30 the increase is below the Monte-Carlo noise of 400 images)
+    assert iwae[1] < iwae[3] < iwae[10] < log_px
+    assert abs(log_px - iwae[3000]) < 0.03 * gap  # k = 3000: within 3 % of the ELBO's gap
+
+
+def test_elbo_is_minus_the_training_loss() -> None:
+    torch.manual_seed(0)
+    model = VAE(3, SHAPE, norm="batch", spectral_norm=True, dropout=0.0).eval()
+    x = torch.rand(6, *SHAPE) - 0.5
+    torch.manual_seed(11)
+    loss, _ = vae.beta_vae_loss(1.0, 0.0, 0, 0.1)(model, x, 0)
+    torch.manual_seed(11)  # same ε: the ELBO with one sample is exactly −loss
+    assert vae.elbo(model, x, 0.1).mean().item() == pytest.approx(-loss.item(), rel=1e-6)
+    # closed form on the fixed stub: −(Gaussian NLL + KL) per image, whatever the sample
+    stub = FixedPosterior(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.ones(2, 2), torch.full((2, 1, 2, 2), 0.1))
+    nll = 0.04 / (2 * 0.1**2) + 4 * (math.log(0.1) + 0.5 * math.log(2 * math.pi))
+    expected = -(nll + torch.tensor([0.5, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(vae.elbo(stub, torch.zeros(2, 1, 2, 2), 0.1), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_vae_scores_on_the_vae_net() -> None:
+    torch.manual_seed(0)
+    model = VAE(3, SHAPE, norm="batch", spectral_norm=True, dropout=0.2).eval()
+    x = torch.from_numpy(structured_images(16)).float() / 255 - 0.5
+    with torch.no_grad():
+        one = vae.vae_scores(model, x, 0.1, 30, torch.Generator().manual_seed(5))
+        chunked = vae.vae_scores(model, x, 0.1, 30, torch.Generator().manual_seed(5), max_rows=40)
+        again = vae.vae_scores(model, x, 0.1, 30, torch.Generator().manual_seed(5))
+    for key in ("elbo", "iwae"):
+        assert one[key].shape == (16,) and one[key].dtype == torch.float64 and torch.isfinite(one[key]).all()
+        torch.testing.assert_close(one[key], again[key], rtol=0, atol=0)  # seeded
+        torch.testing.assert_close(one[key], chunked[key], rtol=1e-6, atol=1e-3)  # decoder chunking is invisible
+    assert one["iwae"].mean() >= one["elbo"].mean()
+    with pytest.raises(ValueError, match="ood.iwae_samples"):
+        vae.vae_scores(model, x, 0.1, 0)
+    with pytest.raises(ValueError, match="vae.models.vae.sigma"):
+        vae.vae_scores(model, x, 0.0, 3)

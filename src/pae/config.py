@@ -1,16 +1,86 @@
-"""Configuration checks with messages that name the offending key and the allowed values."""
+"""Configuration: the paper defaults, typed `--config` overrides, and checks whose messages name the key.
+
+One source of defaults. ``config.yaml`` at the repository root holds the paper's settings (every key
+commented); the package carries it as ``pae/paper_defaults.yaml`` (a link to that file, copied into wheels)
+and the JSON schema as ``pae/config.schema.yaml`` (a link to ``workflow/schemas/config.schema.yaml``), so
+the workflow, the public API (`pae.PAE`) and the command line read the same values.
+
+Typed overrides. Snakemake parses ``--config key=value`` values with YAML's *base* loader, so
+``--config seeds=[0,1]`` arrives as ``['0', '1']`` and ``--config data='{download: false}'`` as
+``{'download': 'false'}`` (merged into the ``data`` section by Snakemake); mapping keys such as the K of
+``flow.realnvp_depth`` arrive as strings beside the file's integer keys. :func:`prepare_config` turns every
+string the schema does not accept as a string back into the YAML value it spells, turns numeric string
+keys of free-form mappings into integers (the command-line entry wins), merges a section given as one
+YAML string into the section it overrides, and then validates.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+import importlib.resources
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+DEFAULTS_RESOURCE = "paper_defaults.yaml"  # -> ../../config.yaml
+SCHEMA_RESOURCE = "config.schema.yaml"  # -> ../../workflow/schemas/config.schema.yaml
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_INT = re.compile(r"[+-]?\d+")
+_NULLS = ("null", "Null", "NULL", "~")
+
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key and how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Packaged defaults and schema
+
+
+@functools.cache
+def _packaged(name: str) -> dict[str, Any]:
+    resource = importlib.resources.files("pae").joinpath(name)
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError) as err:
+        raise FileNotFoundError(
+            f"pae/{name} is missing or a broken link ({err}); in a source checkout it links to the "
+            "repository's config.yaml / workflow/schemas/config.schema.yaml: restore the link or reinstall pae"
+        ) from err
+    return yaml.safe_load(text)
+
+
+def paper_defaults(section: str | None = None) -> dict[str, Any]:
+    """A fresh copy of config.yaml (the paper's settings), or of one of its sections (e.g. "ae", "flow")."""
+    config = _packaged(DEFAULTS_RESOURCE)
+    if section is None:
+        return copy.deepcopy(config)
+    if section not in config:
+        raise KeyError(f"config.yaml has no section {section!r}; sections: {sorted(config)}")
+    return copy.deepcopy(config[section])
+
+
+def config_schema() -> dict[str, Any]:
+    """A fresh copy of the JSON schema of the configuration."""
+    return copy.deepcopy(_packaged(SCHEMA_RESOURCE))
+
+
+def _load_schema(schema: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
+    if schema is None:
+        return config_schema()
+    if isinstance(schema, Mapping):
+        return dict(schema)
+    return yaml.safe_load(Path(schema).read_text())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Error messages and validation
 
 
 def _key(path) -> str:
@@ -26,18 +96,197 @@ def describe_error(error: jsonschema.ValidationError) -> str:
         return f"config key '{key}': {error.instance!r} is not allowed; use one of {allowed}"
     if error.validator == "additionalProperties":
         return f"config key '{key}': {error.message} (check the spelling against config.yaml)"
+    if error.validator == "pattern":
+        hint = f": {schema['description']}" if "description" in schema else ""
+        return f"config key '{key}': {error.instance!r} is not allowed{hint}"
     hint = f" ({schema['description']})" if "description" in schema else ""
     return f"config key '{key}': {error.message}{hint}"
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Validate `config` against the JSON schema; raise ConfigError listing every problem."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+WORKFLOW_FIX = "Fix the value in config.yaml, your --configfile overlay or --config, then rerun."
+
+
+def validate_config(
+    config: Mapping[str, Any],
+    schema_path: str | Path | Mapping[str, Any] | None = None,
+    fix: str = WORKFLOW_FIX,
+) -> None:
+    """Validate `config` against the JSON schema (default: the packaged one); raise ConfigError listing
+    every problem, followed by the line `fix`."""
+    schema = _load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = "\n  ".join(describe_error(e) for e in errors)
-        raise ConfigError(
-            f"invalid configuration ({len(errors)} problem(s)):\n  {lines}\n"
-            "Fix the value in config.yaml, your --configfile overlay or --config, then rerun."
-        )
+        raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n  {lines}\n{fix}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Typed overrides
+
+
+def _resolve(sub: Any, root: Mapping[str, Any]) -> dict[str, Any]:
+    """`sub` with local `$ref`s ("#/definitions/...") replaced by what they point to."""
+    sub = dict(sub) if isinstance(sub, Mapping) else {}
+    while "$ref" in sub:
+        ref = sub.pop("$ref")
+        if not ref.startswith("#/"):
+            raise ConfigError(f"schema reference {ref!r} is not local; only '#/...' references are supported")
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        sub = {**node, **sub}
+    return sub
+
+
+def _accepts(sub: Mapping[str, Any], value: Any, root: Mapping[str, Any]) -> bool:
+    schema = {**sub, "definitions": root.get("definitions", {})}
+    return jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def _typed_key(key: Any) -> Any:
+    return int(key) if isinstance(key, str) and _INT.fullmatch(key.strip()) else key
+
+
+def _parse_string(value: str, sub: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """The YAML value `value` spells, when the schema does not take the string itself (or it spells null)."""
+    is_null = value.strip() in _NULLS
+    if _accepts(sub, value, root) and not (is_null and _accepts(sub, None, root)):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if isinstance(parsed, str) and _NUMBER.fullmatch(value.strip()):
+        parsed = float(value)  # YAML 1.1 reads "1e-3" as a string
+    if isinstance(parsed, str) or (parsed is None and not is_null):
+        return value
+    return parsed
+
+
+def _coerce(value: Any, sub: Any, root: Mapping[str, Any]) -> Any:
+    sub = _resolve(sub, root)
+    branches = sub.get("oneOf") or sub.get("anyOf")
+    if branches:  # e.g. "a number or a list of numbers": the first branch the coerced value satisfies
+        rest = {k: v for k, v in sub.items() if k not in ("oneOf", "anyOf")}
+        for branch in branches:
+            candidate = _coerce(value, {**rest, **_resolve(branch, root)}, root)
+            if _accepts(sub, candidate, root):
+                return candidate
+        return value
+    if isinstance(value, str):
+        value = _parse_string(value, sub, root)
+    if isinstance(value, Mapping):
+        props = sub.get("properties", {})
+        extra = sub.get("additionalProperties", {})
+        extra = extra if isinstance(extra, Mapping) else {}
+        out: dict[Any, Any] = {}
+        free_form = not props
+        # keys that are already typed first, so a numeric string key (from the command line) overrides them
+        items = sorted(value.items(), key=lambda kv: isinstance(kv[0], str) and free_form)
+        for k, v in items:
+            key = _typed_key(k) if free_form else k
+            out[key] = _coerce(v, props.get(key, extra), root)
+        return out
+    if isinstance(value, list):
+        return [_coerce(v, sub.get("items", {}), root) for v in value]
+    return value
+
+
+def deep_merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A new mapping: `base` updated by `override`, mappings merged recursively (not replaced).
+
+    A numeric string key of `override` (e.g. "4" from the command line) updates the integer key 4 of `base`.
+    """
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        key = k
+        if isinstance(k, str) and k not in out and _typed_key(k) in out:
+            key = _typed_key(k)
+        if isinstance(v, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], v)
+        else:
+            out[key] = copy.deepcopy(v)
+    return out
+
+
+def coerce_types(
+    config: Mapping[str, Any],
+    schema: str | Path | Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`config` with `--config` strings turned into the values they spell where the schema asks for them.
+
+    A top-level section given as one YAML string (e.g. ``data`` = "{download: false}") is parsed and
+    merged into ``base[section]`` (default: the paper defaults), so the other keys of the section survive.
+    """
+    root = _load_schema(schema)
+    out = _coerce(dict(config), root, root)
+    for section, value in config.items():
+        if isinstance(value, str) and isinstance(out.get(section), Mapping):
+            base_section = (base if base is not None else paper_defaults()).get(section)
+            if isinstance(base_section, Mapping):
+                out[section] = deep_merge(base_section, out[section])
+    return out
+
+
+def prepare_config(
+    config: dict[str, Any],
+    schema: str | Path | Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+    fix: str = WORKFLOW_FIX,
+) -> dict[str, Any]:
+    """Coerce `--config` strings (:func:`coerce_types`) *in place* and validate; returns `config`.
+
+    Called by workflow/rules/common.smk on Snakemake's `config` object (hence in place).
+    """
+    coerced = coerce_types(config, schema, base)
+    config.clear()
+    config.update(coerced)
+    validate_config(config, schema, fix)
+    return config
+
+
+def parse_assignments(entries: Iterable[str]) -> dict[str, Any]:
+    """``["ae.lr=1e-4", "seeds=[0, 1]", "data={download: false}"]`` → a nested mapping of typed values.
+
+    Dotted keys address nested sections; values are YAML (numbers like 1e-4 included).
+    """
+    out: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, raw = entry.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {entry!r} is not KEY=VALUE (e.g. ae.lr=1e-4 or seeds=[0,1])")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {entry!r}: the value is not valid YAML ({err.problem})") from err
+        if isinstance(value, str) and _NUMBER.fullmatch(raw.strip()):
+            value = float(raw)
+        node = out
+        parts = [p.strip() for p in key.split(".")]
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {entry!r}: '{part}' is set to a value and used as a section")
+        node[parts[-1]] = value
+    return out
+
+
+def schema_leaves(schema: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Dotted key → (resolved) schema of every leaf key: a property that is not a section with named
+    properties of its own (free-form mappings such as flow.realnvp_depth and vae.models are leaves)."""
+    root = _load_schema(schema)
+    leaves: dict[str, dict[str, Any]] = {}
+
+    def walk(sub: Mapping[str, Any], prefix: str) -> None:
+        for name, child in sub.get("properties", {}).items():
+            resolved = _resolve(child, root)
+            key = f"{prefix}{name}"
+            if resolved.get("properties"):
+                walk(resolved, key + ".")
+            else:
+                leaves[key] = resolved
+
+    walk(root, "")
+    return leaves

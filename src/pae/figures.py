@@ -63,8 +63,9 @@ def fig5(
     """Fig. 5. Left: MNIST test inputs (uint8 (n, C, H, W)) and their reconstructions by the F-MNIST AEs,
     one column per K (`recons`: K → uint8 images). Right: TP/FP ratio at FN = fn_rate against K (log y)
     for "reconstruction error" (yellow) and "latent density" (blue), from `ratios` (a DataFrame with
-    columns score, K, seed, ratio, n_in: geometric mean over seeds, bars = min to max). An infinite ratio (no
-    in-distribution image flagged) is drawn at its lower bound (1 − fn_rate)·n_in with an upward triangle.
+    columns score, K, seed, ratio, n_in: geometric mean over seeds, bars = min to max). The ratio takes OoD
+    as the positive class (the axis label says so). An infinite ratio (no in-distribution image flagged)
+    is drawn at its lower bound (1 − fn_rate)·n_in with an upward triangle.
     """
     import pandas as pd
 
@@ -104,8 +105,8 @@ def fig5(
     ax.set_ylim(min(lo, 0.5), max(hi, 10.0))  # at least a decade, so only major (power-of-10) labels show
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("latent dimension K")
-    ax.set_ylabel(f"TP rate / FP rate at FN rate {fn_rate:g}")
-    ax.set_title("F-MNIST (in) vs MNIST (OoD)", fontsize=9)
+    ax.set_ylabel(f"TP rate / FP rate at FN rate {fn_rate:g}\n(positive class = OoD)")
+    ax.set_title("F-MNIST (in) vs MNIST (OoD, the positive class)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, stem)
@@ -169,3 +170,74 @@ def run_fig3(sample_files: dict[int, str | Path], score_files: dict[int, str | P
 
     fids = {int(K): json.loads(Path(p).read_text())["sample_fid"] for K, p in score_files.items()}
     return fig3({int(K): _load_images(p, n_images) for K, p in sample_files.items()}, fids, stem)
+
+
+# Fig. 6 (paper Sec. 2.3, 4.2: posterior analysis of corrupted MNIST digits) ---------------------------------
+MASK_GREY = (0.6, 0.62, 0.68)  # hidden pixels: a light blue-grey, distinct from the digits' mid-grey edges
+
+
+def masked_rgb(images: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+    """Float images (N, C, H, W) in [−0.5, 0.5] → uint8 RGB (N, 3, H, W), hidden pixels in MASK_GREY."""
+    x = np.clip(np.asarray(images, dtype=np.float64) + 0.5, 0.0, 1.0)
+    rgb = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x.copy()
+    if observed is not None:
+        hidden = ~np.asarray(observed, dtype=bool).all(1)  # (N, H, W)
+        for ch, val in enumerate(MASK_GREY):
+            rgb[:, ch][hidden] = val
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def fig6(
+    inputs: np.ndarray,
+    observed: np.ndarray,
+    maps: np.ndarray,
+    truths: np.ndarray,
+    labels: list[str],
+    marginal: dict,
+    samples: np.ndarray,
+    sample_observed: np.ndarray,
+    stem: str | Path,
+    ncols: int = 8,
+) -> list[Path]:
+    """Fig. 6. Left: corrupted inputs (E, C, H, W) with hidden pixels (observed False) in grey, their MAP
+    reconstructions and the truths (all floats in [−0.5, 0.5]). Middle: 2-D marginal of two latent
+    coordinates of a posterior: `marginal` = {samples (n, 2), modes (M, 2), weights (M,), dims (i, j), title}.
+    Right: decoded posterior samples (n, C, H, W) of that example, then the same with its mask
+    (`sample_observed` (C, H, W)) applied."""
+    E = len(inputs)
+    n = len(samples)
+    fig = plt.figure(figsize=(12.5, max(4.2, 1.25 * E + 0.6)))
+    outer = fig.add_gridspec(1, 3, width_ratios=[3.2, 3.6, 5.2], wspace=0.3)
+    left = outer[0].subgridspec(E, 3, wspace=0.06, hspace=0.12)
+    for r in range(E):
+        row = [masked_rgb(inputs[r : r + 1], observed[r : r + 1]), masked_rgb(maps[r : r + 1]),
+               masked_rgb(truths[r : r + 1])]
+        for c, (img, title) in enumerate(zip(row, ("corrupted", "MAP", "truth"), strict=True)):
+            ax = fig.add_subplot(left[r, c])
+            ax.imshow(img[0].transpose(1, 2, 0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(labels[r], fontsize=8)
+    ax = fig.add_subplot(outer[1])
+    s = np.asarray(marginal["samples"], dtype=np.float64)
+    lo, hi = np.percentile(s, [0.5, 99.5], axis=0)
+    pad = 0.15 * (hi - lo) + 1e-6
+    rng = [[lo[0] - pad[0], hi[0] + pad[0]], [lo[1] - pad[1], hi[1] + pad[1]]]
+    h, xe, ye = np.histogram2d(s[:, 0], s[:, 1], bins=60, range=rng, density=True)
+    ax.imshow(h.T, origin="lower", extent=(xe[0], xe[-1], ye[0], ye[-1]), aspect="auto", cmap="Blues")
+    modes, w = np.asarray(marginal["modes"]), np.asarray(marginal["weights"])
+    ax.scatter(modes[:, 0], modes[:, 1], s=20 + 180 * w / max(w.max(), 1e-12), marker="x", color="#c0392b",
+               label="modes (size ∝ weight)")
+    i, j = marginal["dims"]
+    ax.set_xlabel(f"$u_{{{i + 1}}}$")
+    ax.set_ylabel(f"$u_{{{j + 1}}}$")
+    ax.set_title(f"posterior, {marginal.get('title', '')}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    right = outer[2].subgridspec(2, 1, hspace=0.12)
+    show_grid(fig.add_subplot(right[0]), masked_rgb(samples), ncols, title=f"{n} posterior samples")
+    masks = np.repeat(np.asarray(sample_observed, dtype=bool)[None], n, axis=0)
+    show_grid(fig.add_subplot(right[1]), masked_rgb(samples, masks), ncols, title="the same samples with the mask")
+    return save_figure(fig, stem)

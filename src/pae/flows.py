@@ -3,14 +3,18 @@
 The flow b: z -> u (Eq. 4) is trained by maximum likelihood of the encoded training set (Eq. 5),
 p(z) = N(b(z); 0, I) |det db/dz|. Sampling draws u ~ N(0, I) and returns b^-1(u) (Eq. 6).
 
-Architecture (paper Sec. 4; original code, facts §4):
-* K <= flow.realnvp_max_K: RealNVP — a fixed random permutation before each affine coupling layer,
-  coupling networks with two hidden layers of flow.realnvp_hidden units, flow.realnvp_depth[K] couplings.
-* larger K: neural spline flow — flow.nsf_layers rational-quadratic spline couplings (flow.nsf_bins bins on
-  [-B, B], linear tails, B = flow.nsf_tail_bound), each preceded by a fixed random permutation and a
-  trainable LU-parametrised linear layer ("trainable permutation", Glow 1x1), plus a final LU layer.
-* optionally (flow.standardize) a fixed affine map z -> (z - mean) / std with the training latents'
-  statistics as the first bijection; its log-det, -sum(log std), is part of log p(z).
+Architecture (paper Sec. 4), written in plain torch (docs/notes-flows.md says why not nflows or zuko):
+* K <= flow.realnvp_max_K: RealNVP (Dinh et al. 2017) — flow.realnvp_depth[K] affine couplings, each
+  preceded by a fixed random permutation; coupling networks with two hidden layers of flow.realnvp_hidden
+  units. The log-scale is soft-clamped, s = c·tanh(ŝ/c) with c = LOG_SCALE_BOUND, so every coupling can
+  both stretch and squeeze by up to e^c.
+* larger K: neural spline flow (Durkan et al. 2019) — flow.nsf_layers rational-quadratic spline
+  couplings (flow.nsf_bins bins on [-B, B], identity outside, B = flow.nsf_tail_bound), each preceded by
+  a fixed random permutation and a trainable LU-parametrised linear layer (Glow 1x1 "trainable
+  permutation"), plus a final LU layer.
+* first bijection: a fixed affine map z -> (z - mean) / std with the training latents' statistics
+  (identity when flow.standardize is false); its log-det, -sum(log std), is part of log p(z).
+Every coupling and LU layer starts as the identity.
 """
 
 from __future__ import annotations
@@ -18,84 +22,189 @@ from __future__ import annotations
 import csv
 import math
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from nflows.distributions.normal import StandardNormal
-from nflows.flows.base import Flow
-from nflows.transforms.base import CompositeTransform, Transform
-from nflows.transforms.coupling import (
-    AffineCouplingTransform,
-    PiecewiseRationalQuadraticCouplingTransform,
-)
-from nflows.transforms.linear import Linear
-from nflows.transforms.lu import LULinear
-from nflows.transforms.permutations import Permutation
 from torch import nn
 
 from pae import io
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: nflows layers (before 2026-11); 2: the plain-torch layers below
 STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
-
-# torch warns once per process that triangular_solve (used by nflows' LULinear inverse) is deprecated.
-warnings.filterwarnings("ignore", message=".*triangular_solve.*", category=UserWarning)
-
-
-class CouplingMLP(nn.Module):
-    """Coupling conditioner: Linear-ReLU-Linear-ReLU-Linear; accepts and ignores nflows' `context`.
-
-    The output layer starts at zero so every coupling starts close to a fixed (data-independent) map.
-    `hidden_features` lets nflows' spline coupling scale the bin logits down by sqrt(hidden).
-    """
-
-    def __init__(self, in_features: int, out_features: int, hidden_features: int) -> None:
-        super().__init__()
-        self.hidden_features = hidden_features
-        self.net = nn.Sequential(
-            nn.Linear(in_features, hidden_features),
-            nn.ReLU(),
-            nn.Linear(hidden_features, hidden_features),
-            nn.ReLU(),
-            nn.Linear(hidden_features, out_features),
-        )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x)
+LOG_SCALE_BOUND = 3.0  # affine couplings: |log-scale| < 3, i.e. each coupling scales by e^-3 .. e^3
+MIN_BIN = 1e-3  # splines: smallest bin width / height as a fraction of 2B
+DERIV_BOUND = math.log(1e3)  # splines: knot derivatives lie in (1e-3, 1e3)
+_LOG_2PI = math.log(2 * math.pi)
 
 
-class FixedAffine(Transform):
-    """Exact bijection z -> (z - shift) / scale with fixed buffers; log|det| = -sum(log scale)."""
+def _mlp(in_features: int, out_features: int, hidden: int) -> nn.Sequential:
+    """Coupling conditioner Linear-ReLU-Linear-ReLU-Linear; the output layer starts at zero (identity coupling)."""
+    net = nn.Sequential(
+        nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, out_features),
+    )
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
+def _perm_buffers(module: nn.Module, perm: torch.Tensor) -> None:
+    module.register_buffer("perm", perm.clone().long())
+    module.register_buffer("inv_perm", torch.argsort(perm).long())
+
+
+class Standardize(nn.Module):
+    """Fixed bijection z -> (z - shift) / scale; log|det| = -sum(log scale)."""
 
     def __init__(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("shift", shift.clone().float())
         self.register_buffer("scale", scale.clone().float())
 
-    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None):
-        logabsdet = -torch.log(self.scale).sum() * inputs.new_ones(inputs.shape[0])
-        return (inputs - self.shift) / self.scale, logabsdet
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (z - self.shift) / self.scale, -torch.log(self.scale).sum().expand(z.shape[0])
 
-    def inverse(self, inputs: torch.Tensor, context: torch.Tensor | None = None):
-        logabsdet = torch.log(self.scale).sum() * inputs.new_ones(inputs.shape[0])
-        return inputs * self.scale + self.shift, logabsdet
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        return u * self.scale + self.shift
 
 
-def _half_mask(K: int, transform_second_half: bool) -> torch.Tensor:
-    """nflows coupling mask: +1 = transformed, -1 = conditioning (identity)."""
-    mask = -torch.ones(K)
-    half = K // 2
-    if transform_second_half:
-        mask[half:] = 1
+class AffineCoupling(nn.Module):
+    """Permute, then y_b = x_b·exp(s(x_a)) + t(x_a), y_a = x_a (RealNVP); s = c·tanh(ŝ/c), c = LOG_SCALE_BOUND.
+
+    x_a is the first K//2 coordinates after the permutation, x_b the rest; log|det| = sum(s).
+    """
+
+    def __init__(self, K: int, hidden: int, perm: torch.Tensor) -> None:
+        super().__init__()
+        self.na, self.nb = K // 2, K - K // 2
+        _perm_buffers(self, perm)
+        self.net = _mlp(self.na, 2 * self.nb, hidden)
+
+    def _shift_logscale(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.net(xa)
+        return p[:, : self.nb], LOG_SCALE_BOUND * torch.tanh(p[:, self.nb :] / LOG_SCALE_BOUND)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.index_select(1, self.perm)
+        xa, xb = x[:, : self.na], x[:, self.na :]
+        shift, s = self._shift_logscale(xa)
+        return torch.cat([xa, xb * torch.exp(s) + shift], 1), s.sum(1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        ya, yb = y[:, : self.na], y[:, self.na :]
+        shift, s = self._shift_logscale(ya)
+        return torch.cat([ya, (yb - shift) * torch.exp(-s)], 1).index_select(1, self.inv_perm)
+
+
+class LULinear(nn.Module):
+    """x -> W·P·x with W = L·U (L lower-triangular with diagonal exp(d), U unit upper-triangular) and a fixed
+    permutation P (none when `perm` is None); log|det| = sum(d). Starts as P (W = I)."""
+
+    def __init__(self, K: int, perm: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.K = K
+        _perm_buffers(self, torch.arange(K) if perm is None else perm)
+        self.register_buffer("tril_idx", torch.tril_indices(K, K, -1))
+        n_off = K * (K - 1) // 2
+        self.lower = nn.Parameter(torch.zeros(n_off))  # strictly lower entries of L, row by row
+        self.upper = nn.Parameter(torch.zeros(n_off))  # strictly upper entries of U (transposed order)
+        self.log_diag = nn.Parameter(torch.zeros(K))
+
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r, c = self.tril_idx
+        L = torch.diag(torch.exp(self.log_diag)).index_put((r, c), self.lower)
+        eye = torch.eye(self.K, dtype=self.upper.dtype, device=self.upper.device)
+        return L, eye.index_put((c, r), self.upper)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        L, U = self._factors()
+        W = (L @ U).index_select(1, self.inv_perm)  # (x[:, perm]) @ (LU)^T == x @ W^T
+        return x @ W.T, self.log_diag.sum().expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        L, U = self._factors()
+        v = torch.linalg.solve_triangular(L, y.T, upper=False)
+        v = torch.linalg.solve_triangular(U, v, upper=True, unitriangular=True)
+        return v.T.index_select(1, self.inv_perm)
+
+
+def rational_quadratic_spline(
+    x: torch.Tensor, raw: torch.Tensor, bins: int, bound: float, inverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monotonic rational-quadratic spline on [-bound, bound], identity outside (Durkan et al. 2019, Sec. 3.1).
+
+    x: (N, D); raw: (N, 3·bins - 1, D) unconstrained bin widths, heights and inner knot derivatives
+    (bins along dim 1, so the softmax runs over a strided axis with a contiguous inner D: much faster on CPU).
+    Returns (y, log|dy/dx|) elementwise, both (N, D); with inverse=True, (x, log|dx/dy|) of the inverse map.
+    raw = 0 gives the identity.
+    """
+    widths = MIN_BIN + (1 - MIN_BIN * bins) * torch.softmax(raw[:, :bins], 1)
+    heights = MIN_BIN + (1 - MIN_BIN * bins) * torch.softmax(raw[:, bins : 2 * bins], 1)
+    rd = raw[:, 2 * bins :]
+    derivs = torch.exp(rd / (1 + rd.abs() / DERIV_BOUND))  # soft clamp: derivatives in (1e-3, 1e3)
+    zero = x.new_zeros(x.shape[0], 1, x.shape[1])
+    one = zero + 1  # slope 1 at ±bound: continuous with the identity tails
+    # knots: x-positions, y-positions, derivatives, stacked along dim 1 so one gather fetches all six values
+    knots = torch.cat([
+        zero, torch.cumsum(widths, 1), zero, torch.cumsum(heights, 1), one, derivs, one,
+    ], 1)
+    n = bins + 1
+    scale = torch.cat([x.new_full((2 * n,), 2 * bound), x.new_ones(n)])[:, None]
+    offset = torch.cat([x.new_full((2 * n,), -bound), x.new_zeros(n)])[:, None]
+    knots = knots * scale + offset
+    inside = (x > -bound) & (x < bound)
+    xc = x.clamp(-bound, bound)
+    search = knots[:, n + 1 : 2 * n - 1] if inverse else knots[:, 1 : n - 1]
+    idx = (xc[:, None, :] >= search).sum(1, keepdim=True)  # bin index in [0, bins - 1]
+    o = torch.arange(6, device=x.device)
+    offsets = ((o // 2) * n + o % 2)[None, :, None]  # [0, 1, n, n + 1, 2n, 2n + 1]: knot k and k + 1 of each
+    xk, xk1, yk, yk1, dk, dk1 = knots.gather(1, idx + offsets).unbind(1)
+    wk, hk = xk1 - xk, yk1 - yk
+    sk = hk / wk
+    c2 = dk + dk1 - 2 * sk
+    if inverse:
+        yd = xc - yk
+        a = hk * (sk - dk) + yd * c2
+        b = hk * dk - yd * c2
+        c = -sk * yd
+        t = 2 * c / (-b - torch.sqrt((b * b - 4 * a * c).clamp_min(0)))
+        out = xk + t * wk
     else:
-        mask[: K - half] = 1
-    return mask
+        t = (xc - xk) / wk
+    t1 = t * (1 - t)
+    den = sk + c2 * t1
+    # dy/dx = sk² (dk1 t² + 2 sk t(1-t) + dk (1-t)²) / den²
+    logdet = torch.log(sk * sk * (dk1 * t * t + 2 * sk * t1 + dk * (1 - t) ** 2) / (den * den))
+    if not inverse:
+        out = yk + hk * (sk * t * t + dk * t1) / den
+    else:
+        logdet = -logdet
+    return torch.where(inside, out, x), torch.where(inside, logdet, torch.zeros_like(logdet))
+
+
+class SplineCoupling(nn.Module):
+    """y_a = x_a, y_b = RQS(x_b; θ(x_a)) with x_a the first K//2 coordinates (the LU layer before it mixes)."""
+
+    def __init__(self, K: int, hidden: int, bins: int, bound: float) -> None:
+        super().__init__()
+        self.na, self.nb, self.bins, self.bound = K // 2, K - K // 2, int(bins), float(bound)
+        self.net = _mlp(self.na, (3 * bins - 1) * self.nb, hidden)
+
+    def _raw(self, xa: torch.Tensor) -> torch.Tensor:
+        return self.net(xa).view(-1, 3 * self.bins - 1, self.nb)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xa, xb = x[:, : self.na], x[:, self.na :]
+        yb, ld = rational_quadratic_spline(xb, self._raw(xa), self.bins, self.bound)
+        return torch.cat([xa, yb], 1), ld.sum(1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        ya, yb = y[:, : self.na], y[:, self.na :]
+        xb, _ = rational_quadratic_spline(yb, self._raw(ya), self.bins, self.bound, inverse=True)
+        return torch.cat([ya, xb], 1)
 
 
 class LatentFlow(nn.Module):
@@ -125,94 +234,67 @@ class LatentFlow(nn.Module):
             raise ValueError(f"flow kind must be 'realnvp' or 'nsf', got {kind!r}")
         if n_layers < 1 or hidden < 1:
             raise ValueError(f"flow needs n_layers >= 1 and hidden >= 1, got {n_layers}, {hidden}")
+        if kind == "nsf" and (num_bins < 2 or tail_bound <= 0):
+            raise ValueError(f"spline flow needs num_bins >= 2 and tail_bound > 0, got {num_bins}, {tail_bound}")
         self.init_kwargs: dict[str, Any] = dict(
             K=int(K), kind=kind, n_layers=int(n_layers), hidden=int(hidden), num_bins=int(num_bins),
             tail_bound=float(tail_bound), standardize=bool(standardize), seed=int(seed),
         )
         self.K = int(K)
         self.kind = kind
-        # permutations and initial weights depend on `seed` only, never on the global RNG state
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            self._build(K, kind, n_layers, hidden, num_bins, tail_bound, shift, scale)
-
-    def _build(
-        self, K: int, kind: str, n_layers: int, hidden: int, num_bins: int, tail_bound: float,
-        shift: torch.Tensor | None, scale: torch.Tensor | None,
-    ) -> None:
-        gen = torch.Generator().manual_seed(int(self.init_kwargs["seed"]))
         shift = torch.zeros(K) if shift is None else torch.as_tensor(shift, dtype=torch.float32)
         scale = torch.ones(K) if scale is None else torch.as_tensor(scale, dtype=torch.float32)
         if shift.shape != (K,) or scale.shape != (K,):
             raise ValueError(f"standardisation shift/scale must have shape ({K},)")
         # kept even when standardize=False (then shift 0, scale 1: the identity) so the layout never changes
-        layers: list[Transform] = [FixedAffine(shift, scale)]
-
-        def make_net(hid: int) -> Callable[[int, int], nn.Module]:
-            return lambda i, o: CouplingMLP(i, o, hid)
-
-        for i in range(n_layers):
-            layers.append(Permutation(torch.randperm(K, generator=gen)))
-            if kind == "realnvp":
-                layers.append(AffineCouplingTransform(_half_mask(K, i % 2 == 1), make_net(hidden)))
-            else:
-                layers.append(LULinear(K, identity_init=True))
-                layers.append(
-                    PiecewiseRationalQuadraticCouplingTransform(
-                        _half_mask(K, i % 2 == 1), make_net(hidden), num_bins=num_bins,
-                        tails="linear", tail_bound=tail_bound,
-                    )
-                )
-        if kind == "nsf":
-            layers.append(LULinear(K, identity_init=True))
-        self.flow = Flow(CompositeTransform(layers), StandardNormal([K]))
-
-    # nflows' linear layers may cache W^-1 in eval mode; never let a stale cache survive a weight change.
-    def _invalidate_caches(self) -> None:
-        for m in self.modules():
-            if isinstance(m, Linear):
-                m.cache.invalidate()
-
-    def train(self, mode: bool = True) -> LatentFlow:
-        self._invalidate_caches()
-        return super().train(mode)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._invalidate_caches()
-        return result
-
-    @property
-    def standardizer(self) -> FixedAffine:
-        return self.flow._transform._transforms[0]
+        self.standardizer = Standardize(shift, scale)
+        # permutations and initial weights depend on `seed` only, never on the global RNG state
+        gen = torch.Generator().manual_seed(int(seed))
+        layers: list[nn.Module] = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            for _ in range(n_layers):
+                perm = torch.randperm(K, generator=gen)
+                if kind == "realnvp":
+                    layers.append(AffineCoupling(K, hidden, perm))
+                else:
+                    layers.append(LULinear(K, perm))
+                    layers.append(SplineCoupling(K, hidden, num_bins, tail_bound))
+            if kind == "nsf":
+                layers.append(LULinear(K))
+        self.layers = nn.ModuleList(layers)
 
     def _check(self, z: torch.Tensor) -> None:
         if z.ndim != 2 or z.shape[1] != self.K:
             raise ValueError(f"expected latents of shape (N, {self.K}), got {tuple(z.shape)}")
 
+    def forward_and_logdet(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, log|det du/dz|): the two parts of Eq. 5."""
+        self._check(z)
+        x, logdet = self.standardizer(z)
+        for layer in self.layers:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        return x, logdet
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) = log N(b(z); 0, I) + log|det db/dz| (Eq. 5), in nats, shape (N,)."""
-        self._check(z)
-        return self.flow.log_prob(z)
+        u, logdet = self.forward_and_logdet(z)
+        return logdet - 0.5 * (u * u).sum(1) - 0.5 * self.K * _LOG_2PI
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.log_prob(z)
 
     def transform_to_noise(self, z: torch.Tensor) -> torch.Tensor:
         """u = b(z) (Eq. 4)."""
-        self._check(z)
-        return self.flow.transform_to_noise(z)
-
-    def forward_and_logdet(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(u, log|det du/dz|): the two parts of Eq. 5."""
-        self._check(z)
-        return self.flow._transform(z)
+        return self.forward_and_logdet(z)[0]
 
     def inverse(self, u: torch.Tensor) -> torch.Tensor:
         """z = b^-1(u), the flow generator of Eq. 6."""
         self._check(u)
-        z, _ = self.flow._transform.inverse(u)
-        return z
+        for layer in reversed(self.layers):
+            u = layer.inverse(u)
+        return self.standardizer.inverse(u)
 
     def sample(
         self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
@@ -325,8 +407,9 @@ def train_flow(
     """Fit the flow by minimising the mean NLL of the encoded training latents (Eq. 5).
 
     Adam, flow.batch_size, flow.epochs (one epoch = one reshuffled pass, last partial batch dropped),
-    step lr decay (flow.lr_decay_at, flow.lr_decay_factor), N(0, flow.latent_noise²) added to every training
-    batch. Validation NLL after every epoch; the weights of the epoch with the best validation NLL are
+    step lr decay (flow.lr_decay_at, flow.lr_decay_factor), N(0, (flow.latent_noise · std_k)²) added to
+    latent k of every training batch (std_k: the flow's standardisation scale, i.e. noise of σ =
+    flow.latent_noise in standardised units; raw units when flow.standardize is false). Validation NLL after every epoch; the weights of the epoch with the best validation NLL are
     restored at the end (history["best_epoch"]). Raises FloatingPointError on a non-finite loss.
     Returns the per-epoch history (train_nll, valid_nll in nats per latent vector, lr, seconds).
     """
@@ -338,6 +421,7 @@ def train_flow(
     noise = float(flow_cfg.get("latent_noise", 0.0))
     gen = torch.Generator(device=device).manual_seed(int(seed))
     flow.to(device).train()
+    noise_scale = noise * flow.standardizer.scale  # (K,): the identity scale when flow.standardize is false
     opt = torch.optim.Adam(flow.parameters(), lr=_lr_at(0, flow_cfg))
     n = len(zt)
     bs = min(batch_size, n)
@@ -354,8 +438,8 @@ def train_flow(
         total = 0.0
         for s in range(steps):
             zb = zt[perm[s * bs : (s + 1) * bs]]
-            if noise > 0:
-                zb = zb + noise * torch.randn(zb.shape, generator=gen, device=device)
+            if noise > 0:  # σ in units of each latent's std: N(0, σ²) added after standardisation
+                zb = zb + noise_scale * torch.randn(zb.shape, generator=gen, device=device)
             loss = -flow.log_prob(zb).mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -406,6 +490,11 @@ def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[Lat
         raise ValueError(f"flow file {path} is unreadable ({exc}); delete it and re-run train_flow") from exc
     if not isinstance(blob, dict) or blob.get("format") != "pae.LatentFlow":
         raise ValueError(f"{path} is not a flow saved by pae.flows.save_flow; delete it and re-run train_flow")
+    if blob.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"flow file {path} has format version {blob.get('version')}, this pae.flows reads version "
+            f"{FORMAT_VERSION} (the layers changed); delete it and re-run train_flow"
+        )
     flow = LatentFlow(**blob["kwargs"])
     flow.load_state_dict(blob["state_dict"])
     return flow.to(device).eval(), dict(blob.get("meta", {}))

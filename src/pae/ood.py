@@ -1,17 +1,19 @@
 """Out-of-distribution detection with the PAE (paper Sec. 2.2, 4.2; Table 2, Fig. 5).
 
-Metrics. OoD images are the *positive* class. Scores from `pae.density` are "higher = more
-in-distribution", so the detection statistic is t = −score (large t ⇒ flagged as OoD).
+Metrics. OoD images are the *positive* class. Scores are "higher = more in-distribution", so the
+detection statistic is t = −score (large t ⇒ flagged as OoD). Fig. 5's TP/FP ratio is also given with the
+other convention (in-distribution positive, as the original AUROC code had it): `tp_fp_rates`.
 
-Drivers called by the workflow scripts: `run_ood_scores` (one score file per run and part),
+Drivers called by the workflow scripts: `run_ood_scores` (AE parts), `run_vae_scores` (VAE part),
 `run_table2`, `run_fig5`.
 
 Score files RUN/ood_scores_{part}.npz hold, for every image set (`test` = the in-distribution test split,
 then the OoD sets mnist, omniglot, fmnist_hflip, fmnist_vflip), float64 arrays `{score}__{set}`:
 part `recon`: recon; part `density`: density, eq12; part `map`: eq12_map, eq12_start (Eq. 12 at the
-encoder mean on the same images) and index (which images were refined); plus 0-d metadata arrays
-(`meta__K`, `meta__seed`, ...). Parts are separate files so that Table 2 needs a flow only where a
-density enters and runs the costly MAP refinement only at ood.eq12_K.
+encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
+K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...).
+Parts are separate files so that Table 2 needs a flow only where a density enters, runs the costly MAP
+refinement only at ood.eq12_K and the IWAE only when its rows are asked for.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pae import io
 from pae.density import SCORES, floor_sigma, image_scores, quantization_sigma
@@ -32,29 +35,94 @@ from pae.density import SCORES, floor_sigma, image_scores, quantization_sigma
 OOD_SETS = ("mnist", "omniglot", "fmnist_hflip", "fmnist_vflip")
 IN_SET = "test"
 SET_COLUMNS = {"mnist": "MNIST", "omniglot": "OMNIGLOT", "fmnist_hflip": "FMNIST-hflip", "fmnist_vflip": "FMNIST-vflip"}
-PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map",)}
-TABLE2_LABELS = {  # Table 2 row: score key (in the score files) → label
-    "density": "PAE density",
-    "recon": "AE reconstruction error",
-    "eq12": "Eq. 12",
-    "eq12_map": "Eq. 12 with MAP",
+PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map",), "vae": ("elbo", "iwae")}
+
+
+@dataclass(frozen=True)
+class Table2Row:
+    """One row of Table 2: its label, the score-file part holding its score, the config key of its K, and
+    its definition for the table notes ({placeholders} filled by `_row_note` from the settings)."""
+
+    label: str
+    part: str
+    k_key: str
+    note: str
+
+
+# The Table 2 rows this pipeline can compute, keyed by their score key (config ood.rows lists a selection).
+TABLE2_ROWS: dict[str, Table2Row] = {
+    "density": Table2Row("PAE density", "density", "ood.density_K",
+                         "PAE density = log p(z) of the flow at z = encoder mean (Eq. 5)."),
+    "recon": Table2Row("AE reconstruction error", "recon", "ood.recon_K",
+                       "AE reconstruction error = −{recon_def} at z = encoder mean; the original code ranked by "
+                       "the plain summed squared error."),
+    "eq12": Table2Row("Eq. 12", "density", "ood.eq12_K",
+                      "Eq. 12 = −½ Σ (x − g(z))²/σ² + log p(z) at z = encoder mean; σ = the Eq. 8 pixel-wise "
+                      "reconstruction RMS on the validation split, floored at {sigma_floor:.3g}."),
+    "eq12_map": Table2Row("Eq. 12 with MAP", "map", "ood.eq12_K",
+                          "Eq. 12 with MAP = Eq. 12 at z' minimising Eq. 9 ({map_steps} Adam steps, lr {map_lr}, "
+                          "from the encoder mean{map_subset})."),
+    "elbo": Table2Row("VAE ELBO", "vae", "vae.latent_dim",
+                      "VAE ELBO = Eq. 15 with β = 1 of the plain VAE baseline (vae.models.vae, same nets, data "
+                      "and training as the AE, decoder σ = {vae_sigma:g}): mean over k = {iwae_samples} samples "
+                      "z_i ~ q(z|x) of log N(x; g(z_i), σ²I), minus the analytic KL{iwae_subset}."),
+    "iwae": Table2Row("VAE IWAE", "vae", "vae.latent_dim",
+                      "VAE IWAE = log (1/k) Σ_i p(x, z_i)/q(z_i|x) (Burda et al. 2016) with the same VAE, the "
+                      "same k = {iwae_samples} samples and images as the ELBO row. The paper's IWAE row (quoted "
+                      "below from Choi et al. 2018) is for their own VAE, not this one."),
 }
+TABLE2_LABELS = {key: row.label for key, row in TABLE2_ROWS.items()}  # score key → label
+NOT_RUN = {"eq12_map": "not run (ood.map_steps is 0)"}  # why a row can be requested but have no score file
 
 
 # ------------------------------------------------------------------------------------------------
 # Workflow helpers (used by workflow/rules/ood.smk; kept here so they are tested and the rule file stays flat)
 
 MAP_SECONDS_PER_STEP_PER_500 = 1.0  # measured ≈ 0.5 s at K = 64 on 2 CPU cores; doubled for safety
+VAE_DECODES_PER_SECOND = 400  # measured ≈ 550-1200 decodes/s (K = 32, 2 CPU cores, busy to idle); margin
+
+
+def table2_plan(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Table 2 rows of config ood.rows (in that order) → (score-file part, K), checked."""
+    rows = config["ood"].get("rows", list(TABLE2_ROWS))
+    if not rows:
+        raise ValueError("config key ood.rows is empty; list at least one of " + ", ".join(TABLE2_ROWS))
+    unknown = [r for r in rows if r not in TABLE2_ROWS]
+    if unknown or len(set(rows)) != len(rows):
+        raise ValueError(f"config key ood.rows = {list(rows)}: unknown or repeated row(s) {unknown or 'repeated'}; "
+                         f"choose each at most once from {list(TABLE2_ROWS)}")
+    if any(TABLE2_ROWS[r].part == "vae" for r in rows) and "vae" not in config["vae"]["models"]:
+        raise ValueError("config key ood.rows asks for elbo/iwae rows, which score the plain VAE, but vae.models "
+                         "has no entry 'vae'; add it (beta 1, capacity 0) or drop the rows")
+
+    def k_of(key: str) -> int:
+        section, name = key.split(".")
+        return int(config[section][name])
+
+    return {r: (TABLE2_ROWS[r].part, k_of(TABLE2_ROWS[r].k_key)) for r in rows}
+
+
+def table2_inputs(config: Mapping[str, Any], pattern: str, dataset: str, seeds: Sequence[int]) -> dict[str, list[str]]:
+    """Score files per Table 2 row (one per seed; `pattern` has {dataset}, {K}, {seed}, {part}); no MAP file
+    at all when ood.map_steps is 0 (that row is then written "not run")."""
+    return {
+        row: [pattern.format(dataset=dataset, K=K, seed=s, part=part) for s in seeds]
+        if not (part == "map" and config["ood"]["map_steps"] == 0) else []
+        for row, (part, K) in table2_plan(config).items()
+    }
 
 
 def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_sigma: str) -> dict[str, Any]:
-    """Inputs of rule ood_scores: AE and data always; the flow only for density/map; ae_stats.npz (Eq. 8 σ)
-    only where a σ enters (density/map, or recon with recon_sigma pixelwise)."""
+    """Inputs of rule ood_scores: the data always; the VAE (RUN/vae.pt) for part vae, else the AE; the flow
+    only for density/map; ae_stats.npz (Eq. 8 σ) only where a σ enters (density/map, or recon with
+    recon_sigma pixelwise)."""
     files: dict[str, Any] = {
-        "ae": f"{run}/ae.pt",
         "data": f"{processed}/{dataset}.npz",
         "ood": [f"{processed}/ood/{o}.npz" for o in OOD_SETS],
     }
+    if part == "vae":
+        return {"vae": f"{run}/vae.pt"} | files
+    files["ae"] = f"{run}/ae.pt"
     if part != "recon":
         files["flow"] = f"{run}/flow.pt"
     if part != "recon" or recon_sigma == "pixelwise":
@@ -62,22 +130,29 @@ def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_s
     return files
 
 
-def score_rule_settings(part: str, ood_cfg: Mapping[str, Any], scale: float) -> dict[str, Any]:
-    """The settings one part depends on (rule params), so e.g. a new ood.map_steps reruns only `map`."""
+def score_rule_settings(part: str, ood_cfg: Mapping[str, Any], scale: float,
+                        vae_sigma: float | None = None) -> dict[str, Any]:
+    """The settings one part depends on (rule params), so e.g. a new ood.map_steps reruns only `map`.
+    vae_sigma: the plain VAE's decoder σ (vae.models.vae.sigma), for part vae."""
     p: dict[str, Any] = {"scale": scale, "batch_size": ood_cfg["batch_size"]}
     if part == "recon":
         p["recon_sigma"] = ood_cfg["recon_sigma"]
     if part == "map":
         p |= {k: ood_cfg.get(k) for k in ("map_steps", "map_lr", "map_count")}
+    if part == "vae":
+        p |= {k: ood_cfg.get(k) for k in ("iwae_samples", "iwae_count")} | {"sigma": vae_sigma}
     return p
 
 
 def score_rule_runtime(part: str, ood_cfg: Mapping[str, Any], n_per_set: int = 13180) -> int:
-    """Runtime estimate (minutes) of one ood_scores job on 2 CPU cores; the MAP part dominates."""
-    if part != "map":
-        return 30
-    n = (1 + len(OOD_SETS)) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
-    return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60)
+    """Runtime estimate (minutes) of one ood_scores job on 2 CPU cores; the MAP and VAE parts dominate."""
+    if part == "map":
+        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
+        return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60)
+    if part == "vae":
+        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("iwae_count") or n_per_set, n_per_set)
+        return 10 + int(n * ood_cfg.get("iwae_samples", 100) / VAE_DECODES_PER_SECOND / 60)
+    return 30
 
 
 # ------------------------------------------------------------------------------------------------
@@ -113,24 +188,50 @@ def auroc(scores_in: Any, scores_ood: Any) -> float:
     return float(roc_auc_score(y, -np.concatenate([a, b])))
 
 
-def tp_fp_ratio(scores_in: Any, scores_ood: Any, fn_rate: float = 0.05) -> float:
-    """TPR / FPR at the threshold that misses a fraction `fn_rate` of the OoD samples (Fig. 5).
+def aupr(scores_in: Any, scores_ood: Any) -> float:
+    """Area under the precision–recall curve with OoD as the positive class and t = −score: sklearn's
+    average_precision_score, AP = Σ_n (R_n − R_{n−1}) P_n over the thresholds. 1 = perfect; a detector
+    without skill scores the fraction of OoD images, m/(n + m)."""
+    a, b = _check_scores(scores_in, scores_ood)
+    y = np.concatenate([np.zeros(a.size), np.ones(b.size)])
+    return float(average_precision_score(y, -np.concatenate([a, b])))
 
-    With t = −score, sort the m OoD statistics ascending, t_(1) ≤ … ≤ t_(m), let k = ⌊fn_rate·m⌋ and take
-    the threshold τ = t_(k+1): an image is flagged as OoD when t ≥ τ. Then at most k OoD images are
-    missed (exactly k without ties), TPR = #{OoD: t ≥ τ}/m ≥ 1 − fn_rate, and FPR = #{in: t ≥ τ}/n is the
-    fraction of in-distribution images wrongly flagged. Returns TPR/FPR; when FPR = 0 (no in-distribution
-    image reaches τ) the ratio is unbounded and `math.inf` is returned.
+
+def tp_fp_rates(scores_in: Any, scores_ood: Any, fn_rate: float = 0.05, positive: str = "ood") -> tuple[float, float]:
+    """(TPR, FPR) at the threshold that misses a fraction `fn_rate` of the positive class.
+
+    positive = "ood" (Fig. 5 here): statistic t = −score, positives the m OoD images, negatives the n
+    in-distribution ones. positive = "in" (the original AUROC code's convention): t = score, positives the
+    in-distribution images, negatives the OoD ones. Sort the positives' statistics ascending,
+    t_(1) ≤ … ≤ t_(m), let k = ⌊fn_rate·m⌋ and take τ = t_(k+1): an image is called positive when t ≥ τ.
+    Then at most k positives are missed (exactly k without ties), TPR = #{positives: t ≥ τ}/m ≥ 1 − fn_rate
+    and FPR = #{negatives: t ≥ τ}/n.
     """
     if not 0.0 <= fn_rate < 1.0:
         raise ValueError(f"config key ood.fn_rate must be in [0, 1), got {fn_rate!r}")
+    if positive not in ("ood", "in"):
+        raise ValueError(f"positive must be 'ood' or 'in', got {positive!r}")
     a, b = _check_scores(scores_in, scores_ood)
-    t_in, t_ood = -a, -b
-    k = int(math.floor(fn_rate * t_ood.size + 1e-9))
-    tau = np.sort(t_ood)[k]
-    tpr = float(np.mean(t_ood >= tau))
-    fpr = float(np.mean(t_in >= tau))
+    pos, neg = (-b, -a) if positive == "ood" else (a, b)
+    k = int(math.floor(fn_rate * pos.size + 1e-9))
+    tau = np.sort(pos)[k]
+    return float(np.mean(pos >= tau)), float(np.mean(neg >= tau))
+
+
+def tp_fp_ratio(scores_in: Any, scores_ood: Any, fn_rate: float = 0.05, positive: str = "ood") -> float:
+    """TPR / FPR at the threshold that misses a fraction `fn_rate` of the positive class (Fig. 5; see
+    `tp_fp_rates`). When FPR = 0 (no negative reaches τ) the ratio is unbounded and `math.inf` is returned."""
+    tpr, fpr = tp_fp_rates(scores_in, scores_ood, fn_rate, positive)
     return math.inf if fpr == 0.0 else tpr / fpr
+
+
+def fpr_at_tpr(scores_in: Any, scores_ood: Any, tpr: float = 0.95) -> float:
+    """FPR at TPR ≥ `tpr` with OoD positive ("FPR95" for tpr 0.95): the fraction of in-distribution images
+    flagged as OoD at the highest threshold that still flags a fraction `tpr` of the OoD images
+    (`tp_fp_rates` with fn_rate = 1 − tpr). 0 = perfect; a detector without skill gives ≈ tpr."""
+    if not 0.0 < tpr <= 1.0:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    return tp_fp_rates(scores_in, scores_ood, 1.0 - tpr, "ood")[1]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,13 +263,13 @@ def load_sigma(stats_path: str | Path) -> np.ndarray:
         raise ValueError(f"{stats_path} is not a readable .npz ({exc}); delete it and re-run encode_ae") from exc
 
 
-def subset_index(n: int, count: int | None) -> np.ndarray:
+def subset_index(n: int, count: int | None, key: str = "ood.map_count") -> np.ndarray:
     """`count` evenly spaced indices of range(n) (all when count is None or ≥ n): a deterministic subset
-    that spans the whole, possibly ordered (Omniglot: by alphabet), set."""
+    that spans the whole, possibly ordered (Omniglot: by alphabet), set. `key` names the config key."""
+    if count is not None and count < 1:
+        raise ValueError(f"config key {key} must be >= 1 or null, got {count!r}")
     if count is None or count >= n:
         return np.arange(n)
-    if count < 1:
-        raise ValueError(f"config key ood.map_count must be >= 1 or null, got {count!r}")
     return np.unique(np.linspace(0, n - 1, int(count)).round().astype(np.int64))
 
 
@@ -200,8 +301,8 @@ def run_ood_scores(
     from pae.flows import load_flow
     from pae.nets import load_model
 
-    if part not in PART_SCORES:
-        raise ValueError(f"unknown score part {part!r}; choose from {sorted(PART_SCORES)}")
+    if part not in PART_SCORES or part == "vae":
+        raise ValueError(f"unknown score part {part!r}; choose from recon, density, map (part vae: run_vae_scores)")
     unknown = set(ood_paths) - set(OOD_SETS)
     if unknown:
         raise ValueError(f"unknown OoD set(s) {sorted(unknown)}; choose from {OOD_SETS}")
@@ -257,6 +358,96 @@ def run_ood_scores(
     return out
 
 
+def score_generator(seed: int, set_number: int, device: Any = "cpu") -> Any:
+    """The torch.Generator of image set number `set_number` (0 = test, then OOD_SETS) for run seed `seed`:
+    seeded from numpy's SeedSequence([seed, set_number]), so every set has its own reproducible stream."""
+    import torch
+
+    state = int(np.random.SeedSequence([int(seed), int(set_number)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator(device=device).manual_seed(state)
+
+
+def run_vae_scores(
+    vae_path: str | Path,
+    in_path: str | Path,
+    ood_paths: Mapping[str, str | Path],
+    out_path: str | Path,
+    sigma: float,
+    iwae_samples: int = 100,
+    iwae_count: int | None = None,
+    scale: float = 255,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    meta: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, np.ndarray]:
+    """Part `vae`: ELBO (Eq. 15, β = 1) and IWAE bound (k = iwae_samples) of the plain VAE at `vae_path`
+    (`pae.vae.vae_scores`) for the in-distribution test split and each OoD set; `iwae_count` evenly spaced
+    images per set (None = all); inputs x/scale − 0.5, no dequantisation; the VAE in eval mode. Each set
+    draws its samples from its own generator, seeded by (seed, set number). `sigma` must be the VAE's
+    training σ. Writes `out_path` only when everything succeeded."""
+    import torch
+
+    from pae.data import to_model_input
+    from pae.density import eval_mode
+    from pae.nets import load_model
+    from pae.vae import vae_scores
+
+    unknown = set(ood_paths) - set(OOD_SETS)
+    if unknown:
+        raise ValueError(f"unknown OoD set(s) {sorted(unknown)}; choose from {OOD_SETS}")
+    if int(iwae_samples) < 1:
+        raise ValueError(f"config key ood.iwae_samples must be >= 1, got {iwae_samples!r}")
+    if threads is not None:
+        io.set_threads(threads)
+    dev = io.resolve_device(device)
+    model, model_meta = load_model(vae_path, dev)
+    if not hasattr(model, "posterior"):
+        raise ValueError(f"{vae_path} holds a {type(model).__name__}, not a VAE; it must come from rule train_vae")
+    trained = (model_meta.get("objective") or {}).get("sigma")
+    if trained is not None and not math.isclose(float(trained), float(sigma), rel_tol=1e-9):
+        raise ValueError(f"{vae_path} was trained with sigma {trained}, but the scores were asked with {sigma} "
+                         "(config key vae.models.vae.sigma); retrain the VAE or fix the key")
+    k = int(iwae_samples)
+    sets = {IN_SET: (Path(in_path), "test")} | {name: (Path(p), "x") for name, p in ood_paths.items()}
+    out: dict[str, np.ndarray] = {}
+    for i, (name, (path, key)) in enumerate(sets.items()):
+        t0 = time.time()
+        x = load_images(path, key)
+        if tuple(x.shape[1:]) != tuple(model.image_shape):
+            raise ValueError(f"{path}: images of shape {x.shape[1:]} do not fit the VAE ({model.image_shape})")
+        idx = subset_index(len(x), iwae_count, "ood.iwae_count")
+        gen = score_generator(seed, i, dev)
+        parts: dict[str, list[np.ndarray]] = {"elbo": [], "iwae": []}
+        with eval_mode(model), torch.no_grad():
+            for j in range(0, len(idx), batch_size):
+                xb = to_model_input(x[idx[j : j + batch_size]], scale=scale, dequantize=False).to(dev)
+                res = vae_scores(model, xb, float(sigma), k, gen)
+                for s in parts:
+                    parts[s].append(res[s].cpu().numpy())
+        for s, chunks in parts.items():
+            arr = np.concatenate(chunks).astype(np.float64)
+            if np.isnan(arr).any():
+                raise ValueError(f"{s} of {name} contains NaN: the VAE {vae_path} diverged; retrain it")
+            out[f"{s}__{name}"] = arr
+        out[f"index__{name}"] = idx
+        dt = time.time() - t0
+        log(f"{name}: {len(idx)}/{len(x)} images × k = {k}, mean ELBO {out[f'elbo__{name}'].mean():.2f}, "
+            f"mean IWAE {out[f'iwae__{name}'].mean():.2f} nats, {dt:.1f} s ({len(idx) * k / max(dt, 1e-9):.0f} "
+            "decodes/s)")
+    info = dict(meta or {}) | {"part": "vae", "scale": scale, "sigma": float(sigma), "iwae_samples": k,
+                               "iwae_count": iwae_count, "seed": int(seed), "sets": ",".join(sets)}
+    for key, v in info.items():
+        out[f"meta__{key}"] = np.asarray("" if v is None else v)
+    for s in PART_SCORES["vae"]:
+        aucs = {o: auroc(out[f"{s}__{IN_SET}"], out[f"{s}__{o}"]) for o in ood_paths}
+        log(f"AUROC {s}: " + ", ".join(f"{o} {v:.3f}" for o, v in aucs.items()))
+    io.save_npz(out_path, **out)
+    return out
+
+
 def load_scores(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(scores {'{score}__{set}': array}, meta {key: value}) from a score file, checked for NaN."""
     path = Path(path)
@@ -287,19 +478,47 @@ def _pair(scores: Mapping[str, np.ndarray], key: str, ood: str, path: Path) -> t
 
 
 def table2_measurements(files: Mapping[str, Sequence[str | Path]], oods: Sequence[str] = OOD_SETS) -> pd.DataFrame:
-    """Tidy AUROCs (row label, column, seed, K, value) from score files: `files` maps a score key of
-    TABLE2_LABELS (density, recon, eq12, eq12_map) to its score files, one per seed (seed and K read from
-    each file's metadata)."""
+    """Tidy metrics from score files: one line per (row label, column, seed) with K, value (AUROC), aupr and
+    fpr95 (FPR at 95 % TPR), all with OoD positive. `files` maps a score key of TABLE2_ROWS to its score
+    files, one per seed (seed and K read from each file's metadata)."""
     records = []
     for key, paths in files.items():
-        if key not in TABLE2_LABELS:
-            raise ValueError(f"unknown Table 2 row {key!r}; choose from {sorted(TABLE2_LABELS)}")
+        if key not in TABLE2_ROWS:
+            raise ValueError(f"unknown Table 2 row {key!r}; choose from {list(TABLE2_ROWS)}")
         for p in paths:
             scores, meta = load_scores(p)
             for o in oods:
+                a, b = _pair(scores, key, o, Path(p))
                 records.append({"row": TABLE2_LABELS[key], "column": SET_COLUMNS[o], "seed": meta.get("seed"),
-                                "K": meta.get("K"), "value": auroc(*_pair(scores, key, o, Path(p)))})
-    return pd.DataFrame.from_records(records, columns=["row", "column", "seed", "K", "value"])
+                                "K": meta.get("K"), "value": auroc(a, b), "aupr": aupr(a, b),
+                                "fpr95": fpr_at_tpr(a, b, 0.95)})
+    return pd.DataFrame.from_records(records, columns=["row", "column", "seed", "K", "value", "aupr", "fpr95"])
+
+
+def _row_note(key: str, K: Any, settings: Mapping[str, Any]) -> str:
+    """The definition of Table 2 row `key` (TABLE2_ROWS[key].note) with the run's settings filled in."""
+    weighted = settings.get("recon_sigma", "unweighted") == "pixelwise"
+    map_count, iwae_count = settings.get("map_count"), settings.get("iwae_count")
+    fill = {
+        "K": K,
+        "recon_def": "Σ (x − g(z))²/σ² with the Eq. 8 σ" if weighted else "Σ (x − g(z))²",
+        "sigma_floor": settings.get("sigma_floor") or quantization_sigma(settings.get("scale", 255)),
+        "map_steps": settings.get("map_steps"),
+        "map_lr": settings.get("map_lr"),
+        "map_subset": f"; on {map_count} evenly spaced images of each set" if map_count else "",
+        "iwae_samples": settings.get("iwae_samples"),
+        "iwae_subset": f"; on {iwae_count} evenly spaced images of each set" if iwae_count else "; on every image",
+        "vae_sigma": float(settings.get("vae_sigma") or math.nan),
+    }
+    return TABLE2_ROWS[key].note.format(**fill)
+
+
+def _metric_summary(meas: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std over seeds of aupr and fpr95 per (row, column); NaN where a row did not run."""
+    num = meas.assign(**{m: pd.to_numeric(meas[m], errors="coerce") for m in ("aupr", "fpr95")})
+    g = num.groupby(["row", "column"], sort=False)[["aupr", "fpr95"]]
+    out = g.mean().join(g.std(ddof=1).fillna(0.0), rsuffix="_std").reset_index()
+    return out[["row", "column", "aupr", "aupr_std", "fpr95", "fpr95_std"]]
 
 
 def run_table2(
@@ -310,57 +529,66 @@ def run_table2(
     settings: Mapping[str, Any],
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Table 2 (AUROC, F-MNIST in-distribution) as CSV + Markdown, ours beside the paper's values.
+    """Table 2 (F-MNIST in-distribution) as CSV + Markdown, ours beside the paper's values.
 
-    files: score key of TABLE2_LABELS → score files (one per seed); a key with an empty list is written as
-    "not run" (the MAP row when ood.map_steps is 0). ks: score key → K. settings: recon_sigma, map_steps,
-    map_lr, map_count (for the notes). The score files must hold the same seeds for every row.
+    files: score key of TABLE2_ROWS → score files (one per seed), in the order of the rows (config ood.rows);
+    a key with an empty list is written "not run" (the MAP row when ood.map_steps is 0). ks: score key → K.
+    settings: recon_sigma, map_steps, map_lr, map_count, iwae_samples, iwae_count, vae_sigma, scale (for
+    the notes). The CSV has one line per (row, column): `ours` = AUROC (mean over seeds), `ours_std`,
+    `n_seeds`, `paper`, `difference`, and `aupr`, `fpr95` (+ `_std`); the Markdown shows AUROC with the
+    paper's value, then a compact AUPR / FPR95 table, then the paper's quoted baselines.
     """
-    from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, write_table
+    from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block, write_table
 
-    unknown = set(files) - set(TABLE2_LABELS)
+    unknown = [k for k in files if k not in TABLE2_ROWS]
     if unknown:
-        raise ValueError(f"unknown Table 2 row(s) {sorted(unknown)}; choose from {sorted(TABLE2_LABELS)}")
+        raise ValueError(f"unknown Table 2 row(s) {unknown}; choose from {list(TABLE2_ROWS)}")
     meas = table2_measurements({k: p for k, p in files.items() if p})
     cols = [SET_COLUMNS[o] for o in OOD_SETS]
     for key in (k for k, p in files.items() if not p):
-        meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1,
-                                              "K": ks.get(key), "value": "not run (ood.map_steps is 0)"})],
-                         ignore_index=True)
+        meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1, "K": ks.get(key),
+                                              "value": NOT_RUN.get(key, "not run"), "aupr": math.nan,
+                                              "fpr95": math.nan})], ignore_index=True)
     labels = [TABLE2_LABELS[k] for k in files]
     table = comparison_table(meas, PAPER_TABLE2, rows=labels, columns=cols)
     k_of = {TABLE2_LABELS[k]: ks.get(k) for k in files}
     table.insert(1, "K", [k_of[r] for r in table["row"]])
+    table = table.merge(_metric_summary(meas), on=["row", "column"], how="left")
     for _, cell in table.iterrows():
         ours = cell["ours"] if isinstance(cell["ours"], str) else f"{cell['ours']:.4f} ± {cell['ours_std']:.4f}"
-        log(f"{cell['row']} (K={cell['K']}) {cell['column']}: {ours} (paper {cell['paper']})")
-    weighted = settings.get("recon_sigma", "unweighted") == "pixelwise"
-    map_count = settings.get("map_count")
-    sigma_floor = settings.get("sigma_floor") or quantization_sigma(settings.get("scale", 255))
+        log(f"{cell['row']} (K={cell['K']}) {cell['column']}: AUROC {ours} (paper {cell['paper']}), "
+            f"AUPR {cell['aupr']:.4f}, FPR95 {cell['fpr95']:.4f}")
+
+    def aupr_fpr(cell: pd.Series) -> str:
+        if pd.isna(cell["aupr"]):
+            return cell["ours"] if isinstance(cell["ours"], str) else "–"
+        return f"{cell['aupr']:.3f} / {cell['fpr95']:.3f}"
+
+    extra = markdown_block(table, "AUPR / FPR at 95 % TPR (ours; OoD = positive; mean over seeds, std in the CSV)",
+                           aupr_fpr)
     seeds = sorted({s for s in meas["seed"] if s is not None and s != -1})
     notes = [
-        "AUROC with the OoD set as the positive class and −score as the statistic; in-distribution: the "
-        "F-MNIST test split; OoD: MNIST test, Omniglot evaluation set, F-MNIST test flipped left-right "
-        f"(hflip) / up-down (vflip). Seeds: {seeds}.",
+        "AUROC (main table), AUPR and FPR at 95 % TPR with the OoD set as the positive class and −score as the "
+        "statistic; in-distribution: the F-MNIST test split; OoD: MNIST test, Omniglot evaluation set, F-MNIST "
+        f"test flipped left-right (hflip) / up-down (vflip). Seeds: {seeds}. AUPR of a detector without skill = "
+        "the OoD fraction of the images; FPR95 = fraction of in-distribution images flagged at the threshold "
+        "that flags 95 % of the OoD images (lower is better).",
         "K per row: " + "; ".join(f"{TABLE2_LABELS[k]} K = {ks.get(k)}" for k in files) + ".",
-        "PAE density = log p(z) of the flow at z = encoder mean (Eq. 5).",
-        "AE reconstruction error = −"
-        + ("Σ (x − g(z))²/σ² with the Eq. 8 σ" if weighted else "Σ (x − g(z))², the plain summed squared error")
-        + " at z = encoder mean (the original code ranked by the plain SSE, facts §10.6).",
-        "Eq. 12 = −½ Σ (x − g(z))²/σ² + log p(z) at z = encoder mean; σ = the Eq. 8 pixel-wise reconstruction "
-        f"RMS on the validation split, floored at {sigma_floor:.3g}.",
-        f"Eq. 12 with MAP = Eq. 12 at z' minimising Eq. 9 ({settings.get('map_steps')} Adam steps, lr "
-        f"{settings.get('map_lr')}, from the encoder mean"
-        + (f"; on {map_count} evenly spaced images of each set)." if map_count else ")."),
-        "The paper reports only the first two rows; the Eq. 12 rows follow its Sec. 2.2.",
+        *(_row_note(k, ks.get(k), settings) for k in files),
+        "The paper reports only the PAE density and AE reconstruction error rows; the Eq. 12 rows follow its "
+        "Sec. 2.2 and the VAE rows are likelihood baselines computed here on the same data and nets.",
     ]
     write_table(table, csv_path, md_path, "Table 2: OoD detection AUROC, models trained on F-MNIST",
-                notes=notes, reported=REPORTED_TABLE2)
+                notes=notes, reported=REPORTED_TABLE2, extra=extra)
     return table
 
 
 # ------------------------------------------------------------------------------------------------
 # Figure 5
+
+
+FIG5_COLUMNS = ["score", "K", "seed", "ratio", "tpr", "fpr", "n_in", "n_ood",
+                "ratio_in_positive", "tpr_in_positive", "fpr_in_positive"]
 
 
 def fig5_ratios(
@@ -369,7 +597,12 @@ def fig5_ratios(
     fn_rate: float,
     ood: str = "mnist",
 ) -> pd.DataFrame:
-    """TP/FP ratio at FN = fn_rate (see `tp_fp_ratio`) per K, score and seed, F-MNIST test vs `ood`."""
+    """TP/FP ratio at FN = fn_rate per K, score and seed, F-MNIST test vs `ood` (see `tp_fp_rates`).
+
+    ratio, tpr, fpr: OoD positive (plotted in Fig. 5): the threshold misses fn_rate of the OoD images and
+    fpr is the fraction of in-distribution images flagged. ratio_in_positive, tpr_in_positive,
+    fpr_in_positive: in-distribution positive (the original AUROC code's convention): the threshold rejects
+    fn_rate of the in-distribution images and fpr is the fraction of OoD images accepted."""
     records = []
     for label, files, key in (("reconstruction error", recon_files, "recon"),
                               ("latent density", density_files, "density")):
@@ -377,9 +610,14 @@ def fig5_ratios(
             for p in paths:
                 scores, meta = load_scores(p)
                 a, b = _pair(scores, key, ood, Path(p))
+                tpr, fpr = tp_fp_rates(a, b, fn_rate, "ood")
+                tpr_in, fpr_in = tp_fp_rates(a, b, fn_rate, "in")
                 records.append({"score": label, "K": int(K), "seed": meta.get("seed"),
-                                "ratio": tp_fp_ratio(a, b, fn_rate), "n_in": a.size})
-    return pd.DataFrame.from_records(records, columns=["score", "K", "seed", "ratio", "n_in"])
+                                "ratio": tp_fp_ratio(a, b, fn_rate, "ood"), "tpr": tpr, "fpr": fpr,
+                                "n_in": a.size, "n_ood": b.size,
+                                "ratio_in_positive": tp_fp_ratio(a, b, fn_rate, "in"),
+                                "tpr_in_positive": tpr_in, "fpr_in_positive": fpr_in})
+    return pd.DataFrame.from_records(records, columns=FIG5_COLUMNS)
 
 
 def run_fig5(
@@ -396,8 +634,9 @@ def run_fig5(
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K (`ae_paths`, one
-    seed), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds).
-    Writes out_stem.png/.pdf and out_stem.csv (the plotted ratios); returns the ratios."""
+    seed), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds), OoD
+    positive. Writes out_stem.png/.pdf and out_stem.csv (`fig5_ratios`: the plotted OoD-positive ratios and
+    the in-distribution-positive ones); returns the ratios."""
     import torch
 
     from pae.data import to_model_input, to_uint8
@@ -415,7 +654,8 @@ def run_fig5(
             recons[int(K)] = to_uint8(model(to_model_input(x, scale=scale).to(dev)), scale=scale)
     ratios = fig5_ratios(recon_files, density_files, fn_rate)
     for _, r in ratios.iterrows():
-        log(f"K={r['K']} seed {r['seed']} {r['score']}: TP/FP = {r['ratio']:.4g}")
+        log(f"K={r['K']} seed {r['seed']} {r['score']}: TP/FP = {r['ratio']:.4g} (OoD positive; "
+            f"in-distribution positive: {r['ratio_in_positive']:.4g})")
     fig5(x, recons, ratios, fn_rate, out_stem)
     with io.atomic_path(Path(out_stem).with_suffix(".csv")) as tmp:
         ratios.to_csv(tmp, index=False, float_format="%.6g")
@@ -423,6 +663,7 @@ def run_fig5(
 
 
 __all__ = [
-    "OOD_SETS", "SCORES", "TABLE2_LABELS", "auroc", "tp_fp_ratio", "run_ood_scores", "load_scores", "table2_measurements",
-    "run_table2", "fig5_ratios", "run_fig5", "subset_index",
+    "OOD_SETS", "SCORES", "TABLE2_LABELS", "TABLE2_ROWS", "Table2Row", "aupr", "auroc", "fig5_ratios", "fpr_at_tpr",
+    "load_scores", "run_fig5", "run_ood_scores", "run_table2", "run_vae_scores", "score_generator", "subset_index",
+    "table2_inputs", "table2_measurements", "table2_plan", "tp_fp_rates", "tp_fp_ratio",
 ]

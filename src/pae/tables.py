@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -72,6 +72,17 @@ def _fmt(value, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def markdown_block(table: pd.DataFrame, title: str, cell: Callable[[pd.Series], str]) -> list[str]:
+    """A second wide Markdown table (a '## title' section) over the rows and columns of `table`, each cell
+    `cell(line)` of that (row, column) line; e.g. further metrics of the same measurements."""
+    columns = list(dict.fromkeys(table["column"]))
+    lines = [f"## {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for r in dict.fromkeys(table["row"]):
+        sub = table[table["row"] == r].set_index("column")
+        lines.append(f"| {r} | " + " | ".join(cell(sub.loc[c]) for c in columns) + " |")
+    return lines
+
+
 def to_markdown(
     table: pd.DataFrame,
     title: str,
@@ -79,10 +90,13 @@ def to_markdown(
     notes: Iterable[str] = (),
     reported: Mapping[str, Mapping[str, float]] | None = None,
     difference: bool = False,
+    extra: Iterable[str] = (),
 ) -> str:
     """Wide Markdown: one line per row, each cell 'ours ± std (paper)'; a separate block for quoted baselines.
 
     `digits` may map column → digits; `difference` adds ours − paper to each cell: 'ours (paper; Δ d)'.
+    `extra`: Markdown lines (e.g. from `markdown_block`) placed after the main table, before the quoted
+    baselines.
     """
     columns = list(dict.fromkeys(table["column"]))
     lines = [f"# {title}", "", "| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -98,6 +112,9 @@ def to_markdown(
             cells.append(f"{ours} ({_fmt(cell['paper'], d)}{delta})")
         lines.append(f"| {r} | " + " | ".join(cells) + " |")
     lines += ["", "Cells: ours (± std over seeds when more than one) and, in brackets, the paper's value."]
+    extra = list(extra)
+    if extra:
+        lines += [""] + extra
     if reported:
         lines += ["", "## Reported in the paper (other work; not run by this pipeline)", ""]
         lines += ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -120,9 +137,10 @@ def write_table(
     notes: Iterable[str] = (),
     reported: Mapping[str, Mapping[str, float]] | None = None,
     difference: bool = False,
+    extra: Iterable[str] = (),
 ) -> None:
     """Write the tidy CSV and its Markdown rendering, atomically."""
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(table, title, digits, notes, reported, difference))
+        tmp.write_text(to_markdown(table, title, digits, notes, reported, difference, extra))

@@ -1,4 +1,4 @@
-"""VAE and β-VAE baselines (paper Sec. 4, Eq. 15; facts §2b) on the AE's infoGAN nets.
+"""VAE and β-VAE baselines (paper Sec. 4, Eq. 15; as in the original code) on the AE's infoGAN nets.
 
 Objective per image, minimised (the negative of Eq. 15 with the capacity term of Burgess et al.):
 
@@ -9,6 +9,12 @@ summed over the N pixels, then averaged over the batch. The per-pixel constants 
 included, so for β = 1, C = 0 the loss is exactly the negative ELBO in nats (of the data scaled to
 [−0.5, 0.5]); they do not change gradients. C_t = C·min(1, t/capacity_steps) with t the global step
 (capacity_steps = 0 → C from the start). Plain VAE: β = 1, C = 0.
+
+Likelihood scores of a trained VAE (Table 2 baselines; "higher = more in-distribution"), with
+log w_i = log N(x; g(z_i), σ²I) + log N(z_i; 0, I) − log q(z_i|x), z_i ~ q(z|x), i = 1..k:
+
+    ELBO (Eq. 15, β = 1) = (1/k) Σ_i log N(x; g(z_i), σ²I) − KL(q(z|x) ‖ N(0, I))   (analytic KL)
+    IWAE (Burda et al. 2016) = log (1/k) Σ_i w_i  ≤ log p(x), increasing in k
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, sigma: float) -> torch.Te
 
 
 def capacity_at(capacity: float, capacity_steps: int, step: int) -> float:
-    """C_t = C·min(1, t/capacity_steps); capacity_steps 0 → C (facts §2b: linear over 100 000 steps)."""
+    """C_t = C·min(1, t/capacity_steps); capacity_steps 0 → C (the original code: linear over 100 000 steps)."""
     if capacity_steps <= 0:
         return float(capacity)
     return float(capacity) * min(1.0, step / capacity_steps)
@@ -79,6 +85,68 @@ def beta_vae_loss(beta: float, capacity: float, capacity_steps: int, sigma: floa
         "sigma": float(sigma),
     }
     return loss_fn
+
+
+def log_importance_weights(
+    model: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    k: int,
+    generator: torch.Generator | None = None,
+    max_rows: int = 2048,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw z_i = μ + std·ε_i ~ q(z|x), i = 1..k, for a batch x (B, C, H, W) of a VAE (``posterior``,
+    ``decode``) with scalar decoder σ. Returns float64 (log_w (k, B), log_lik (k, B), kl (B,)):
+    log_w_i = log N(x; g(z_i), σ²I) + log N(z_i; 0, I) − log q(z_i|x), log_lik_i = log N(x; g(z_i), σ²I),
+    kl = KL(q(z|x) ‖ N(0, I)) in closed form. Decodes at most ``max_rows`` images at once (k·B in chunks
+    of whole samples). ``generator`` None draws from torch's global generator (as the training loss does).
+    """
+    if int(k) < 1:
+        raise ValueError(f"config key ood.iwae_samples must be >= 1, got {k!r}")
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"config key vae.models.vae.sigma must be a positive number, got {sigma!r}")
+    mu, std = model.posterior(x)
+    b = mu.shape[0]
+    eps = torch.randn((int(k), *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu + std * eps  # (k, B, K)
+    # log N(z; 0, I) − log N(z; μ, std²): the ½ log 2π terms cancel; (z − μ)/std = ε
+    log_prior_ratio = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + torch.log(std)).flatten(2).sum(2)
+    per = max(1, int(max_rows) // b)  # samples per decoder call
+    log_lik = []
+    for i in range(0, int(k), per):
+        zc = z[i : i + per]
+        x_hat = model.decode(zc.reshape(-1, zc.shape[-1]))
+        xr = x.unsqueeze(0).expand(zc.shape[0], *x.shape).reshape(-1, *x.shape[1:])
+        log_lik.append(-gaussian_nll(xr, x_hat, sigma).view(zc.shape[0], b))
+    ll = torch.cat(log_lik).double()
+    return ll + log_prior_ratio.double(), ll, kl_standard_normal(mu, std).double()
+
+
+def vae_scores(
+    model: nn.Module,
+    x: torch.Tensor,
+    sigma: float,
+    k: int,
+    generator: torch.Generator | None = None,
+    max_rows: int = 2048,
+) -> dict[str, torch.Tensor]:
+    """Per-image ELBO (Eq. 15 with β = 1: mean over the k samples of log N(x; g(z_i), σ²I) minus the
+    analytic KL) and IWAE bound log (1/k) Σ_i w_i, both from the same k samples of q(z|x); float64 (B,)."""
+    log_w, log_lik, kl = log_importance_weights(model, x, sigma, k, generator, max_rows)
+    return {"elbo": log_lik.mean(0) - kl, "iwae": torch.logsumexp(log_w, 0) - math.log(int(k))}
+
+
+def elbo(model: nn.Module, x: torch.Tensor, sigma: float, n_samples: int = 1,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image ELBO (Eq. 15, β = 1, C = 0) with ``n_samples`` samples of q(z|x); n_samples = 1 with the
+    same random state gives exactly −(training loss) of ``beta_vae_loss(1, 0, 0, sigma)`` per image."""
+    return vae_scores(model, x, sigma, n_samples, generator)["elbo"]
+
+
+def iwae_bound(model: nn.Module, x: torch.Tensor, sigma: float, k: int,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image IWAE bound log (1/k) Σ_i p(x, z_i)/q(z_i|x) (Burda et al. 2016) with k samples of q(z|x)."""
+    return vae_scores(model, x, sigma, k, generator)["iwae"]
 
 
 def train_vae(

@@ -1,8 +1,9 @@
 """Shared helpers: config validation, path patterns, target lists."""
 
-from pae.config import validate_config
+from pae.config import prepare_config
 
-validate_config(
+# --config values arrive as strings (seeds=[0,1] -> ['0', '1']): type them by the schema, then validate.
+prepare_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
 )
 
@@ -45,6 +46,10 @@ FIGURE_FILES = [
     f"{OUT}/figures/{name}.{ext}"
     for name in ["fig2", "fig3", "fig5"]
     for ext in ["png", "pdf"]
+]
+# Fig. 6 and the posterior metrics (workflow/rules/posterior.smk; needs the posterior.dataset AE + flow at K).
+FIG6_FILES = [f"{OUT}/figures/fig6.{ext}" for ext in ["png", "pdf"]] + [
+    f"{OUT}/posterior_metrics.{ext}" for ext in ["csv", "md"]
 ]
 
 

@@ -1,8 +1,9 @@
 """Rules of the out-of-distribution stage: scores, Table 2 (paper Sec. 2.2, 4.2).
 
-Scores come in three parts per run (see pae.ood): `recon` needs only the AE; `density` (log p(z) and
+Scores come in four parts per run (see pae.ood): `recon` needs only the AE; `density` (log p(z) and
 Eq. 12 at the encoder mean) also the flow and ae_stats.npz; `map` (Eq. 12 after the Eq. 9 MAP
-refinement, the costly one) the same. Table 2 asks for each part only at the K its rows use.
+refinement, costly) the same; `vae` (ELBO and IWAE bound of the plain VAE, costly) only RUN/vae.pt.
+Table 2 asks for each part only at the K its rows (ood.rows) use.
 """
 
 import pae.ood
@@ -10,11 +11,14 @@ import pae.ood
 OOD_DATASET = "fmnist"  # Table 2 and Fig. 5: models trained on F-MNIST
 OOD_CFG = config["ood"]
 OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
+# the plain VAE's decoder σ (vae.models.vae.sigma), for the ELBO and IWAE rows
+VAE_SIGMA = config["vae"]["models"].get("vae", {}).get("sigma")
 
 
 rule ood_scores:
     """Per-image OoD scores (higher = more in-distribution) of one run on its test split and the four
-    OoD sets: part recon (−SSE), density (log p(z) and Eq. 12) or map (Eq. 12 at the Eq. 9 MAP).
+    OoD sets: part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
+    (ELBO and IWAE bound of the plain VAE).
     """
     input:
         unpack(
@@ -33,7 +37,7 @@ rule ood_scores:
     benchmark:
         f"{BENCH}/ood_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{part}}.tsv"
     wildcard_constraints:
-        part="recon|density|map",
+        part="recon|density|map|vae",
     conda:
         ENV
     threads: config["threads"]["eval"]
@@ -42,34 +46,23 @@ rule ood_scores:
         runtime=lambda wc: pae.ood.score_rule_runtime(wc.part, OOD_CFG),
     params:
         settings=lambda wc: pae.ood.score_rule_settings(
-            wc.part, OOD_CFG, config["data"]["scale"]
+            wc.part, OOD_CFG, config["data"]["scale"], VAE_SIGMA
         ),
         device=config["device"],
     script:
         "../scripts/ood_scores.py"
 
 
-# Table 2 rows (score keys; labels in pae.ood.TABLE2_LABELS) → (score-file part, K).
-# No MAP file at all when ood.map_steps is 0: that row is then marked "not run".
-TABLE2_ROWS = {
-    "density": ("density", OOD_CFG["density_K"]),
-    "recon": ("recon", OOD_CFG["recon_K"]),
-    "eq12": ("density", OOD_CFG["eq12_K"]),
-    "eq12_map": ("map", OOD_CFG["eq12_K"]),
-}
-TABLE2_INPUT = {
-    row: [
-        OOD_SCORES.format(dataset=OOD_DATASET, K=K, seed=s, part=part)
-        for s in SEEDS
-        if not (part == "map" and OOD_CFG["map_steps"] == 0)
-    ]
-    for row, (part, K) in TABLE2_ROWS.items()
-}
+# Table 2 rows of ood.rows (score keys; labels and definitions in pae.ood.TABLE2_ROWS) → (part, K), and
+# their score files (one per seed). No MAP file at all when ood.map_steps is 0: that row is "not run".
+TABLE2_PLAN = pae.ood.table2_plan(config)
+TABLE2_INPUT = pae.ood.table2_inputs(config, OOD_SCORES, OOD_DATASET, SEEDS)
 
 
 rule make_table2:
-    """Table 2: AUROC of each score (rows) for each OoD set (columns), mean ± std over seeds, with the
-    paper's values beside ours and the baselines it quotes in a separate block."""
+    """Table 2: AUROC (and AUPR, FPR at 95 % TPR) of each score of ood.rows (rows) for each OoD set
+    (columns), mean ± std over seeds, with the paper's values beside ours and the baselines it quotes in a
+    separate block."""
     input:
         **TABLE2_INPUT,
     output:
@@ -91,10 +84,19 @@ rule make_table2:
         mem_mb=2000,
         runtime=10,
     params:
-        ks={row: K for row, (_, K) in TABLE2_ROWS.items()},
+        rows=list(TABLE2_PLAN),
+        ks={row: K for row, (_, K) in TABLE2_PLAN.items()},
         settings={
-            k: OOD_CFG[k] for k in ("recon_sigma", "map_steps", "map_lr", "map_count")
+            k: OOD_CFG[k]
+            for k in (
+                "recon_sigma",
+                "map_steps",
+                "map_lr",
+                "map_count",
+                "iwae_samples",
+                "iwae_count",
+            )
         }
-        | {"scale": config["data"]["scale"]},
+        | {"scale": config["data"]["scale"], "vae_sigma": VAE_SIGMA},
     script:
         "../scripts/table2.py"

@@ -1,0 +1,406 @@
+"""Command line: ``pae fit | sample | score | fid`` (also ``python -m pae``); see ``pae <command> --help``.
+
+    pae fit --data my.npz --latent-dim 32 --out runs/mine
+    pae sample --model runs/mine -n 64 --out samples.png
+    pae score --model runs/mine --in-dist a.npz --ood b.npz --kind density
+    pae fid --real a.npz --fake samples.npz
+
+Images are read from .npz (arrays x_train [x_valid] or x for `fit`; x, x_test or the only array
+elsewhere; --key picks another) or .npy files, as uint8 0..255 or floats in [0, 1], shaped
+(N, C, H, W) or (N, H, W). Bad input ends with one line naming the file and the fix, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UsageError(Exception):
+    """A problem with the command line or its input files; printed as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading and writing images
+
+
+def _open(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; check the path")
+    if path.suffix not in (".npz", ".npy"):
+        raise UsageError(f"{path}: unsupported file type {path.suffix or '(none)'}; save the images with "
+                         "numpy.savez(path, x=images) as .npz or numpy.save as .npy")
+    try:
+        if path.suffix == ".npy":
+            return {"x": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as err:  # noqa: BLE001 - truncated zip, pickled objects, not numpy at all
+        raise UsageError(f"{path}: not a readable {path.suffix} file ({type(err).__name__}: {err}); "
+                         "write it with numpy.savez(path, x=images)") from err
+
+
+def _pick(path: str | Path, arrays: dict[str, np.ndarray], key: str | None, wanted: tuple[str, ...]) -> str:
+    if key is not None:
+        if key not in arrays:
+            raise UsageError(f"{path}: has no array {key!r} (it holds {sorted(arrays)}); fix --key")
+        return key
+    for k in wanted:
+        if k in arrays:
+            return k
+    if len(arrays) == 1:
+        return next(iter(arrays))
+    raise UsageError(f"{path}: cannot tell which array holds the images (it holds {sorted(arrays)}); "
+                     f"name it {' or '.join(wanted)}, or pass --key NAME")
+
+
+def _images(path: str | Path, arrays: dict[str, np.ndarray], key: str, net_shape: bool = True) -> np.ndarray:
+    from pae.api import as_images
+
+    try:
+        return as_images(arrays[key], f"{path}[{key}]", net_shape=net_shape)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def read_images(path: str | Path, key: str | None = None, net_shape: bool = True) -> np.ndarray:
+    """uint8 (N, C, H, W) images from an .npz (--key, else x, x_test or its only array) or .npy file."""
+    arrays = _open(path)
+    return _images(path, arrays, _pick(path, arrays, key, ("x", "x_test")), net_shape)
+
+
+def read_training(path: str | Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x_train, x_valid or None) from an .npz with x_train [x_valid], or x, or one array; or an .npy."""
+    arrays = _open(path)
+    if key is None and "x_train" in arrays:
+        x_valid = _images(path, arrays, "x_valid") if "x_valid" in arrays else None
+        return _images(path, arrays, "x_train"), x_valid
+    return _images(path, arrays, _pick(path, arrays, key, ("x",))), None
+
+
+def write_images(path: str | Path, images: np.ndarray) -> Path:
+    """float [0, 1] images (N, C, H, W) → .npz (uint8 array x, as the workflow's samples), .npy, or .png
+    (one grid)."""
+    from pae.io import atomic_path, save_npz
+
+    path = Path(path)
+    u8 = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    if path.suffix == ".npz":
+        save_npz(path, x=u8)
+    elif path.suffix == ".npy":
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, u8)
+    elif path.suffix == ".png":
+        from PIL import Image
+
+        from pae.figures import tile_images
+
+        grid = tile_images(u8, ncols=math.ceil(math.sqrt(len(u8))))
+        with atomic_path(path) as tmp:
+            Image.fromarray(grid).save(tmp, format="PNG")
+    else:
+        raise UsageError(f"{path}: unsupported output type {path.suffix or '(none)'}; use .png, .npz or .npy")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
+    from pae.config import deep_merge, parse_assignments
+
+    overrides: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file (--config); give a YAML file with sections ae:, flow:, ...")
+        try:
+            overrides = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UsageError(f"{path}: not valid YAML ({err}); fix the file given to --config") from err
+        if not isinstance(overrides, dict):
+            raise UsageError(f"{path}: must hold a mapping of sections (ae:, flow:, data:, ...); fix --config")
+    overrides = deep_merge(overrides, parse_assignments(args.set or []))
+    for flag, section, key in (("epochs", "ae", "epochs"), ("flow_epochs", "flow", "epochs"),
+                               ("batch_size", "ae", "batch_size")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from pae.api import API_FIX, MODELS
+    from pae.config import ConfigError
+
+    x_train, x_valid = read_training(args.data, args.key)
+    if args.valid:
+        x_valid = read_images(args.valid, args.key)
+    ov = _overrides(args)
+    allowed = {"ae", "flow", "data", "ood"} if args.model_type == "pae" else {"ae", "data", "ood", "objective"}
+    unknown = sorted(set(ov) - allowed)
+    if unknown:
+        raise UsageError(f"settings section(s) {unknown} do not apply to `pae fit --model-type {args.model_type}`; "
+                         f"use {', '.join(sorted(allowed))}")
+    if args.model_type != "pae" and args.flow_epochs is not None:
+        raise UsageError("--flow-epochs applies to --model-type pae only (VAEs have no flow)")
+    cls = MODELS[args.model_type]
+    try:
+        model = cls(args.latent_dim, **ov, device=args.device, seed=args.seed, verbose=not args.quiet)
+    except ConfigError as err:
+        raise UsageError(str(err).replace(API_FIX, "Fix the --set, --config or --device value (keys of config.yaml).")) from err
+    model.fit(x_train, x_valid)
+    folder = model.save(args.out)
+    print(f"saved {args.model_type} (K={model.latent_dim}) to {folder}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from pae.api import load
+
+    if Path(args.out).suffix not in (".png", ".npz", ".npy"):
+        raise UsageError(f"{args.out}: unsupported output type; use .png, .npz or .npy (--out)")
+    if args.n < 1:
+        raise UsageError(f"-n must be a positive number of images, got {args.n}")
+    model = load(args.model, device=args.device, verbose=not args.quiet)
+    images = model.sample(args.n, temperature=args.temperature, seed=args.seed)
+    print(f"wrote {len(images)} samples {images.shape[1:]} to {write_images(args.out, images)}")
+
+
+def detection_metrics(scores_in: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
+    """AUROC, AUPR and FPR at 95 % TPR with OoD images as the positive class (scores: higher = more
+    in-distribution)."""
+    from pae.ood import aupr, auroc, fpr_at_tpr
+
+    return {"AUROC": auroc(scores_in, scores_ood), "AUPR": aupr(scores_in, scores_ood),
+            "FPR@95": fpr_at_tpr(scores_in, scores_ood, 0.95)}
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from pae.api import load
+
+    x_in = read_images(args.in_dist, args.key)
+    x_ood = read_images(args.ood, args.key)
+    model = load(args.model, device=args.device, verbose=not args.quiet)
+    kind = args.kind or ("density" if model.model_name == "pae" else "elbo")
+    try:
+        s_in, s_ood = model.score(x_in, kind=kind), model.score(x_ood, kind=kind)
+    except ValueError as err:
+        raise UsageError(f"{err} (--kind)") from err
+    result = detection_metrics(s_in, s_ood)
+    if args.out:
+        from pae.io import save_npz
+
+        save_npz(args.out, scores_in=s_in, scores_ood=s_ood)
+    print(f"score {kind}: in-distribution {args.in_dist} ({len(s_in)} images), OoD {args.ood} ({len(s_ood)} images)")
+    print("  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+
+
+def _inception_source(args: argparse.Namespace) -> str:
+    from pae.fid import inception_weights_source
+
+    with contextlib.redirect_stderr(io.StringIO()):  # we print our own one-line message
+        return inception_weights_source(args.inception_weights, args.download)
+
+
+def cmd_fid(args: argparse.Namespace) -> None:
+    from pae.config import paper_defaults
+    from pae.fid import InceptionUnavailable, build_extractors, frechet_distance, image_statistics
+    from pae.io import resolve_device
+
+    real = read_images(args.real, args.key, net_shape=False)
+    fake = read_images(args.fake, args.key, net_shape=False)
+    for path, x in ((args.real, real), (args.fake, fake)):
+        if len(x) < 2 or x.shape[1] not in (1, 3):
+            raise UsageError(f"{path}: FID needs at least 2 images with 1 or 3 channels, got shape {x.shape}")
+    if real.shape[1:] != fake.shape[1:]:
+        raise UsageError(f"{args.fake}: images {fake.shape[1:]} differ from {args.real}'s {real.shape[1:]}")
+    device = resolve_device(args.device)
+    if args.features == "domain":
+        if not args.classifier:
+            raise UsageError("--features domain needs --classifier PATH (a classifier.pt trained by the workflow, "
+                             "e.g. results/fmnist/classifier/seed0/classifier.pt)")
+        if not Path(args.classifier).is_file():
+            raise UsageError(f"{args.classifier}: no such file (--classifier)")
+        scale = paper_defaults("data")["scale"]  # the classifier's inputs are x/scale - 0.5, as in the workflow
+        extractors, status, _ = build_extractors(args.classifier, None, args.normalize, scale, device)
+    else:
+        source = _inception_source(args)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # its "unavailable" note; we raise our own line
+                extractors, status, _ = build_extractors(None, source, args.normalize, 255, device)
+        except FileNotFoundError as err:
+            raise UsageError(str(err).replace("config key 'fid.inception_weights'", "--inception-weights")) from err
+        if "inception" not in extractors:
+            reason = status.get("inception", "unavailable").split(":", 1)[-1].strip()
+            raise InceptionUnavailable(
+                f"Inception weights unavailable: {reason}; pass --inception-weights PATH "
+                "(pt_inception-2015-12-05-6726825d.pth), allow --download, or use --features domain --classifier PATH"
+            )
+    extractor = extractors[args.features]
+    out = sys.stderr if args.quiet else sys.stdout
+    with contextlib.redirect_stdout(io.StringIO() if args.quiet else out):
+        mu1, s1 = image_statistics(real, extractor, args.batch_size)
+        mu2, s2 = image_statistics(fake, extractor, args.batch_size)
+    value = frechet_distance(mu1, s1, mu2, s2)
+    print(f"FID ({args.features}) {value:.4f}  real {args.real} ({len(real)} images), fake {args.fake} ({len(fake)} images)")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="where torch runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch log lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pae",
+        description="Probabilistic Auto-Encoder (Böhm & Seljak 2020): fit on your images, sample, score "
+                    "out-of-distribution data, compute FIDs. Every setting defaults to the paper's value "
+                    "(the repository's config.yaml).",
+        epilog="Images: .npz or .npy, uint8 0..255 or float [0, 1], shape (N, C, H, W) or (N, H, W). "
+               "Run `pae COMMAND --help` for the options of each command.",
+    )
+    from pae import __version__
+    from pae.config import paper_defaults
+
+    d = paper_defaults()  # the help shows the defaults the models use
+    parser.add_argument("--version", action="version", version=f"pae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fit", help="train a PAE (auto-encoder, then flow) or a VAE baseline",
+                       description="Train the auto-encoder on Eq. 2, then the normalizing flow on its latents "
+                                   "(Eq. 4-5), and save the model folder.")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="training images: .npz with x_train (and optionally x_valid) or x, or a .npy array")
+    p.add_argument("--valid", metavar="FILE",
+                   help="validation images (.npz/.npy); default: x_valid of --data, else 1/6 of the training "
+                        "images held out (the paper's 10k of 60k)")
+    p.add_argument("--key", help="name of the image array in the .npz files (default: x_train/x_valid, or x)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="model folder to write (ae.pt, flow.pt, ae_stats.npz, model.json)")
+    p.add_argument("--model-type", choices=["pae", "vae", "betavae"], default="pae",
+                   help="pae (default), or the paper's VAE / β-VAE baselines on the same nets (Eq. 15)")
+    p.add_argument("--latent-dim", type=int, metavar="K",
+                   help=f"latent dimension K (default: {d['fid']['table1_K']} for pae, the K of the paper's "
+                        f"Table 1; {d['vae']['latent_dim']} (vae.latent_dim) for the baselines)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"auto-encoder / VAE epochs (default: {d['ae']['epochs']} / {d['vae']['epochs']}, the paper's)")
+    p.add_argument("--flow-epochs", type=int, metavar="N",
+                   help=f"flow epochs (default: {d['flow']['epochs']}, the paper's)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"auto-encoder / VAE batch size (default: {d['ae']['batch_size']})")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any setting by its config.yaml key, e.g. --set ae.lr=1e-4 --set "
+                        "flow.latent_noise=0 --set data.scale=256 (objective.beta=... for VAEs); repeatable")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML file with sections ae:, flow:, data:, ood: (objective: for VAEs) overriding "
+                        "the paper defaults; --set and the flags above win over it")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batch order and noise (default: 0)")
+    _common(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("sample", help="draw images from a fitted model",
+                       description="Draw samples x = g(b⁻¹(u)), u ~ N(0, T²I) (Eq. 6) from a PAE, or g(z), "
+                                   "z ~ N(0, T²I) from a VAE.")
+    p.add_argument("--model", required=True, metavar="DIR", help="model folder written by `pae fit` "
+                   "(or a workflow run folder such as results/fmnist/K64/seed0)")
+    p.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="samples.png (one grid), samples.npz (uint8 array x) or samples.npy")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="scale T of the latent noise (default: 1, the paper's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise: same seed, same images (default: 0)")
+    _common(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("score", help="out-of-distribution detection: AUROC, AUPR, FPR@95",
+                       description="Score in-distribution and OoD images with a fitted model and print AUROC, "
+                                   "AUPR and the false-positive rate at 95%% true-positive rate (OoD = positive).")
+    p.add_argument("--model", required=True, metavar="DIR", help="model folder written by `pae fit`")
+    p.add_argument("--in-dist", required=True, metavar="FILE", help="in-distribution images (.npz/.npy)")
+    p.add_argument("--ood", required=True, metavar="FILE", help="out-of-distribution images (.npz/.npy)")
+    p.add_argument("--key", help="name of the image array in both files (default: x, x_test or the only array)")
+    p.add_argument("--kind", help="PAE: density (Eq. 5, default), recon (reconstruction error), eq12 (Eq. 12), "
+                                  "eq12_map (Eq. 12 at the MAP latent); VAE: elbo (default), iwae, recon")
+    p.add_argument("--out", metavar="FILE", help="also save the per-image scores (scores_in, scores_ood) to this .npz")
+    _common(p)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("fid", help="Fréchet distance between two image sets",
+                       description="FID between two image sets with Inception (pytorch-fid's weights; the paper's "
+                                   "protocol: per-image min-max normalisation) or domain-classifier features.")
+    p.add_argument("--real", required=True, metavar="FILE", help="reference images (.npz/.npy)")
+    p.add_argument("--fake", required=True, metavar="FILE", help="generated images (.npz/.npy), e.g. from `pae sample`")
+    p.add_argument("--key", help="name of the image array in both files (default: x, x_test or the only array)")
+    p.add_argument("--features", choices=["inception", "domain"], default="inception",
+                   help="inception (default; needs the weights file, see --inception-weights) or domain "
+                        "(a domain classifier, see --classifier)")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help="pt_inception-2015-12-05-6726825d.pth (default: pytorch-fid's cache in $TORCH_HOME/hub)")
+    p.add_argument("--download", action="store_true", help="fetch the Inception weights when not cached")
+    p.add_argument("--classifier", metavar="PATH", help="classifier.pt written by the workflow's train_classifier")
+    p.add_argument("--normalize", choices=["minmax", "none"], default="minmax",
+                   help="Inception inputs: minmax = each image scaled to [0, 1] (the original's), none = x/255")
+    p.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
+    _common(p)
+    p.set_defaults(func=cmd_fid)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    head, rest = lines[0], lines[1:]
+    if head.endswith(":") and rest:  # "invalid configuration (2 problem(s)):" + one line per problem
+        return f"{head} {'; '.join(rest)}"
+    return "; ".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pae` command; returns the exit status (0 ok, 2 bad input, 1 failure)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pae.fid import InceptionUnavailable
+
+    debug = bool(os.environ.get("PAE_DEBUG"))
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print(f"pae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, FileNotFoundError, KeyError, InceptionUnavailable) as err:
+        if debug:
+            raise
+        print(f"pae {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FloatingPointError, RuntimeError) as err:
+        if debug:
+            raise
+        print(f"pae {args.command}: failed: {_one_line(err)} (set PAE_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

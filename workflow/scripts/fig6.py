@@ -1,0 +1,16 @@
+"""Rule make_fig6: corrupted inputs, MAPs, truths, a 2-D latent marginal and posterior samples (paper Fig. 6)."""
+
+from pae.io import redirect_output
+from pae.posterior_stage import run_fig6
+
+with redirect_output(snakemake.log[0]):
+    p = snakemake.params
+    run_fig6(
+        examples=[dict(e) for e in p.examples],
+        posterior_files=dict(zip(p.corruptions, snakemake.input.posterior, strict=True)),
+        ae_path=snakemake.input.ae,
+        stem=p.stem,
+        seed=p.seed,
+        device=p.device,
+        threads=snakemake.threads,
+    )
