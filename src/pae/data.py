@@ -479,7 +479,7 @@ def _idx_dataset(paths: Sequence[Path], valid_size: int, split_seed: int) -> dic
 
 
 PIL_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
-CELEBA_CROP = (slice(45, 173), slice(25, 153))  # rows, cols: the central 128x128 of 218x178 (facts §1)
+CELEBA_CROP = (slice(45, 173), slice(25, 153))  # rows, cols: the central 128x128 of 218x178 (original code)
 
 
 def celeba_image(img: Any, size: int = 64, resample: str = "bicubic") -> np.ndarray:
@@ -514,7 +514,7 @@ def preprocess_celeba(
 ) -> dict[str, np.ndarray]:
     """CelebA (paper Sec. 4): images sorted by file name, split by the official partition file.
 
-    The original code indexed ``os.listdir`` order (unsorted, facts §1 / §10.8); sorting makes the split
+    The original code indexed ``os.listdir`` order (unsorted, D8); sorting makes the split
     equal to the official one on every file system.
     """
     from PIL import Image

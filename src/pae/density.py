@@ -8,7 +8,7 @@ Scores per image x, with z = f_φ(x) the encoder mean (the AE posterior is a Dir
 * latent density   log p_γ(z)                                   (Eq. 5; Table 2 "PAE density")
 * reconstruction   −Σ_i (x_i − g_θ(z)_i)² [/ σ_i²]               (Table 2 "AE reconstruction error"; the
                    original code divided by σ = 10 everywhere, i.e. ranked by the plain summed squared
-                   error, facts §5 / §10.6)
+                   error, D6)
 * Eq. 12           −½ Σ_i (x_i − g_θ(z)_i)² / σ_i² + log p_γ(z)  at z = f_φ(x)
 * Eq. 12 with MAP  the same at z' = argmin_z Eq. 9, found by Adam from f_φ(x) (`map_refine`)
 

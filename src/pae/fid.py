@@ -7,7 +7,7 @@ FID (Heusel et al. 2017) between two image sets = Fréchet distance of Gaussians
 Two feature extractors:
 
 * ``inception``: pytorch-fid's port of the TF Inception graph the original used (pool3, 2048-d). Protocol of the
-  original code (facts §6, §10.9): grayscale copied to 3 channels, each image min–max normalised to [0, 1]
+  original code (D9): grayscale copied to 3 channels, each image min–max normalised to [0, 1]
   (config ``fid.normalize``), bilinear resize to 299×299 inside pytorch-fid. The weights are never replaced by
   anything else: when they cannot be had, the result is the text "unavailable: <reason>".
 * ``domain``: the penultimate layer of a small CNN classifier trained here (pae.classifier); works offline. Its
@@ -99,7 +99,7 @@ def check_images(x: np.ndarray, source: str) -> np.ndarray:
 
 
 def normalize_images(x_uint8: np.ndarray, mode: str = "minmax") -> torch.Tensor:
-    """uint8 (N, C, H, W) → float32 (N, 3, H, W) in [0, 1] for Inception (facts §6, §10.9).
+    """uint8 (N, C, H, W) → float32 (N, 3, H, W) in [0, 1] for Inception (original code, D9).
 
     minmax: each image (all its channels together) mapped to [0, 1] by its own min and max (constant images → 0);
     none: x/255. Grayscale is copied to 3 channels.
@@ -318,11 +318,11 @@ def build_extractors(
 def reconstruction_errors(x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
     """Candidate definitions of Table 1's "mean reconstruction error" on float images in [−0.5, 0.5].
 
-    mse_per_pixel    mean over images and pixels of (x − x̂)²  (the original's printed "mean variance", facts §6)
+    mse_per_pixel    mean over images and pixels of (x − x̂)²  (the original's printed "mean variance")
     rms_per_pixel    √mse_per_pixel                            (candidate for the paper's 0.077/0.084/0.114)
     mae_per_pixel    mean |x − x̂|
     mean_image_rms   mean over images of the per-image RMS error
-    mean_pixel_sigma mean over pixels of σ_i = RMS over images (the Eq. 8 σ, facts §3; the other candidate)
+    mean_pixel_sigma mean over pixels of σ_i = RMS over images (the Eq. 8 σ; the other candidate)
     """
     x, x_hat = np.asarray(x, np.float64), np.asarray(x_hat, np.float64)
     if x.shape != x_hat.shape or x.ndim != 4:
@@ -360,7 +360,7 @@ def run_fid_reference(
     settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Rule fid_reference: feature statistics of the whole test split per extractor (the real set of every FID),
-    and the "floor" FID of `count` training images against it (facts §8: 2.54 for F-MNIST with Inception).
+    and the "floor" FID of `count` training images against it (the original code reported 2.54 for F-MNIST with Inception).
 
     settings: batch_size, normalize, scale, device, channels_last, threads, count.
     """
@@ -572,7 +572,7 @@ def run_table1(
         f"reconstructions per model against the {ref['n_reference']}-image test split.",
         "Inception FID: pytorch-fid's port of the TF Inception graph, pool3 features; every image min–max "
         f"normalised to [0, 1] (fid.normalize = {scores[0]['normalize']}), grayscale copied to 3 channels "
-        f"(original protocol, facts §6). Status: {ref.get('inception', {}).get('status', 'not run')}. Weights: "
+        f"(original protocol). Status: {ref.get('inception', {}).get('status', 'not run')}. Weights: "
         f"config fid.inception_weights, else pytorch-fid's cache $TORCH_HOME/hub/checkpoints/{INCEPTION_FILENAME}, "
         "else a download when fid.inception_download is true; never a substitute network.",
         f"Domain-CNN FID: same Fréchet distance on the {clf['feature_dim']}-d penultimate layer of a CNN "

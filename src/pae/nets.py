@@ -1,4 +1,4 @@
-"""infoGAN encoder/decoder of the PAE auto-encoder and the VAE baselines (paper Sec. 4; facts §2a).
+"""infoGAN encoder/decoder of the PAE auto-encoder and the VAE baselines (paper Sec. 4; the original code).
 
 The same architecture serves 28×28×1 (F-MNIST, MNIST) and 64×64×3 (CelebA) images; only C, H, W differ.
 TF "SAME" padding with kernel 4 / stride 2 on even sizes equals PyTorch padding 1, so
@@ -25,15 +25,14 @@ from pae.io import save_torch
 
 NORMS = ("batch", "affine")
 BN_EPS = 1e-5
-STD_FLOOR = 1e-6  # std = softplus(s) + 1e-6 (facts §2b)
+STD_FLOOR = 1e-6  # std = softplus(s) + 1e-6 (original code)
 
 
 class FixedAffineNorm(nn.Module):
     """Per-channel affine map γ·x/√(1+ε) + β.
 
     This is what the original TF code effectively ran: ``tf.layers.batch_normalization`` called without
-    ``training=`` normalises with its initial moving statistics (mean 0, variance 1) forever (facts §2a,
-    §10.3). Works on (N, C) and (N, C, H, W) inputs.
+    ``training=`` normalises with its initial moving statistics (mean 0, variance 1) forever (D3). Works on (N, C) and (N, C, H, W) inputs.
     """
 
     def __init__(self, num_features: int, eps: float = BN_EPS) -> None:
@@ -68,7 +67,7 @@ def make_norm(kind: str, num_features: int, spatial: bool) -> nn.Module:
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Facts §2a: conv kernels truncated normal σ=0.02 (±2σ), linear and deconv kernels normal σ=0.02, biases 0."""
+    """As the original code: conv kernels truncated normal σ=0.02 (±2σ), linear and deconv kernels normal σ=0.02, biases 0."""
     if isinstance(module, nn.Conv2d):
         nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
     elif isinstance(module, (nn.Linear, nn.ConvTranspose2d)):
@@ -218,7 +217,7 @@ class AutoEncoder(nn.Module):
 
 class VAE(AutoEncoder):
     """Mean-field Gaussian VAE on the same nets (paper Sec. 4, Eq. 15): the encoder emits 2K values,
-    μ = first K and std = softplus(second K) + 1e-6 (facts §2b). ``encode`` and ``forward`` use μ."""
+    μ = first K and std = softplus(second K) + 1e-6 (original code). ``encode`` and ``forward`` use μ."""
 
     def __init__(
         self,

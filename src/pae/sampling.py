@@ -1,6 +1,6 @@
 """Samples, reconstructions and interpolations of the AE, the (β-)VAE and the PAE (paper Sec. 2.1, 4.1).
 
-Sample definitions (facts §6; paper Sec. 4.1):
+Sample definitions (the original code; paper Sec. 4.1):
 * AE "samples":   x = g(z),    z ~ N(0, I)             (the AE has no prior; N(0, I) is the paper's baseline)
 * VAE samples:    x = g(z),    z ~ N(0, I)             (the VAE prior)
 * PAE samples:    x = g(b⁻¹(u)), u ~ N(0, T²I)          (Eq. 6; temperature T = 1 in the paper)

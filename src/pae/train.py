@@ -49,12 +49,12 @@ class TrainSettings:
     epochs: int
     batch_size: int
     lr: float
-    lr_schedule: str = "step"  # step: ×lr_decay_factor from epoch round(lr_decay_at·epochs) | cosine (§10.4)
+    lr_schedule: str = "step"  # step: ×lr_decay_factor from epoch round(lr_decay_at·epochs) | cosine (D4)
     lr_decay_at: float = 0.8
     lr_decay_factor: float = 0.1
-    scale: float = 255.0  # x/scale − 0.5 (§10.1)
+    scale: float = 255.0  # x/scale − 0.5 (D1)
     dequantize: bool = True  # x + U(0,1) on training batches
-    augmentation: str = "none"  # rotate: one angle ~ U(±rot_degrees) per batch (§10.2) | none
+    augmentation: str = "none"  # rotate: one angle ~ U(±rot_degrees) per batch (D2) | none
     rot_degrees: float = 5.0
     seed: int = 0
     device: str = "auto"
@@ -117,7 +117,7 @@ class TrainSettings:
 
 
 def learning_rate(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
-    """lr at global step `step`; the schedule spans the total configured epochs (§10.4).
+    """lr at global step `step`; the schedule spans the total configured epochs (D4).
 
     step: lr until epoch round(lr_decay_at·epochs), then lr·lr_decay_factor (paper: 1e-3 → 1e-4 after
     400 of 500 epochs). cosine: lr·(f + (1−f)·½(1 + cos(π t/T))) per step, f = lr_decay_factor.
@@ -146,7 +146,7 @@ def _as_uint8(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
 
 def rotate_batch(x: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:
     """Rotate every image of a batch by the same angle (bilinear, zero = black fill, as in the original's
-    scipy.ndimage.rotate with cval 0 on the unscaled pixels; facts §1)."""
+    scipy.ndimage.rotate with cval 0 on the unscaled pixels)."""
     n, _, h, w = x.shape
     a = torch.as_tensor(degrees, dtype=torch.float32, device=x.device) * (math.pi / 180.0)
     cos, sin = torch.cos(a), torch.sin(a)
@@ -165,7 +165,7 @@ def rotate_batch(x: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor
 def ae_loss(model: nn.Module, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
     """Eq. 2: squared error summed over pixels, mean over the batch.
 
-    This is −log N(x; g(f(x)), σ²I) of the original (scalar σ, facts §2b) times 2σ² minus a constant;
+    This is −log N(x; g(f(x)), σ²I) of the original (scalar σ) times 2σ² minus a constant;
     the factor 1/(2σ²) is not applied (Adam is invariant to it up to its ε), so logged losses stay O(10).
     """
     x_hat = model(x).float()
@@ -431,7 +431,7 @@ def pixel_sigma(
     batch_size: int = 500,
     device: str | torch.device = "auto",
 ) -> np.ndarray:
-    """σ_i of Eq. 8: per-pixel RMS reconstruction residual over the validation images, (C, H, W) (facts §3)."""
+    """σ_i of Eq. 8: per-pixel RMS reconstruction residual over the validation images, (C, H, W)."""
     total, count = _squared_residual_sum(model, x_valid_uint8, scale, batch_size, device)
     return (total / count).sqrt().float().cpu().numpy()
 
