@@ -117,7 +117,7 @@ def bench_ae(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 
 def flow_forward_flops(flow: nn.Module, z: torch.Tensor) -> int:
     """2 × MACs of the coupling networks' Linear layers plus the LU layers (two K×K products each)."""
-    from nflows.transforms.lu import LULinear
+    from pae.flows import LULinear
 
     macs = 0
 

@@ -82,7 +82,7 @@ def squared_error(x: torch.Tensor, x_hat: torch.Tensor, sigma: torch.Tensor | No
 def latent_log_density(flow: nn.Module, z: Tensorish, batch_size: int = 4096) -> torch.Tensor:
     """log p_γ(z) of the flow (Eq. 5) per latent, in nats, shape (N,), no gradients, flow in eval mode.
 
-    `flow` is anything with `log_prob(z)` (a `pae.flows.LatentFlow` or an nflows `Flow`).
+    `flow` is anything with `log_prob(z)` (e.g. a `pae.flows.LatentFlow`).
     """
     device = _device_of(flow)
     out = []

@@ -28,7 +28,6 @@ from pae.io import atomic_path, save_json
 KEY_PACKAGES: tuple[str, ...] = (
     "torch",
     "torchvision",
-    "nflows",
     "pytorch-fid",
     "numpy",
     "scipy",
