@@ -166,7 +166,7 @@ def _run(root, part, out, seed=0, **kw):
 def test_score_parts(tiny_run, tmp_path) -> None:
     recon = _run(tiny_run, "recon", tmp_path / "r.npz")
     density = _run(tiny_run, "density", tmp_path / "d.npz")
-    mapped = _run(tiny_run, "map", tmp_path / "m.npz", map_steps=3, map_lr=0.01, map_count=10)
+    mapped = _run(tiny_run, "map", tmp_path / "m.npz", map_steps=3, map_lr=0.01, map_count=10, laplace_count=4)
     scores, meta = load_scores(tmp_path / "d.npz")
     assert meta["K"] == 4 and meta["seed"] == 0 and meta["part"] == "density"
     assert set(scores) == {f"{s}__{n}" for s in ("density", "eq12") for n in ("test", *OOD_SETS)}
@@ -181,6 +181,9 @@ def test_score_parts(tiny_run, tmp_path) -> None:
     np.testing.assert_array_equal(mapped["index__mnist"], subset_index(20, 10))
     assert (mapped["eq12_map__mnist"] >= mapped["eq12_start__mnist"] - 1e-6).all()
     np.testing.assert_allclose(mapped["eq12_start__test"], density["eq12__test"][mapped["index__test"]], rtol=1e-5)
+    # Eq. 11 on 4 evenly spaced images of the MAP subset: finite, one value per chosen image
+    np.testing.assert_array_equal(mapped["laplace_index__mnist"], mapped["index__mnist"][subset_index(10, 4)])
+    assert mapped["laplace__mnist"].shape == (4,) and np.isfinite(mapped["laplace__mnist"]).all()
 
 
 def test_score_errors_write_nothing(tiny_run, tmp_path) -> None:
@@ -258,12 +261,13 @@ def _config(**ood):
 def test_table2_plan_follows_ood_rows() -> None:
     config = _config()
     plan = table2_plan(config)
-    assert list(plan) == config["ood"]["rows"] == ["density", "recon", "eq12", "eq12_map", "elbo", "iwae"]
+    assert list(plan) == config["ood"]["rows"] == ["density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"]
+    assert plan["laplace"] == plan["eq12_map"]  # Eq. 11 comes with the MAP part, at the Eq. 12 K
     assert plan["elbo"] == plan["iwae"] == ("vae", config["vae"]["latent_dim"])
     assert plan["recon"] == ("recon", config["ood"]["recon_K"]) and plan["eq12_map"] == ("map", 64)
     assert list(table2_plan(_config(rows=["iwae", "density"]))) == ["iwae", "density"]
     files = table2_inputs(_config(map_steps=0), "R/{dataset}/K{K}/s{seed}/{part}.npz", "fmnist", [0, 1])
-    assert files["eq12_map"] == [] and files["iwae"] == ["R/fmnist/K32/s0/vae.npz", "R/fmnist/K32/s1/vae.npz"]
+    assert files["eq12_map"] == files["laplace"] == [] and files["iwae"] == ["R/fmnist/K32/s0/vae.npz", "R/fmnist/K32/s1/vae.npz"]
     with pytest.raises(ValueError, match="ood.rows"):
         table2_plan(_config(rows=["density", "waic"]))
     with pytest.raises(ValueError, match="ood.rows"):
@@ -272,7 +276,7 @@ def test_table2_plan_follows_ood_rows() -> None:
     del no_vae["vae"]["models"]["vae"]
     with pytest.raises(ValueError, match="vae.models"):
         table2_plan(no_vae)
-    assert set(TABLE2_ROWS) == {"density", "recon", "eq12", "eq12_map", "elbo", "iwae"}
+    assert set(TABLE2_ROWS) == {"density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"}
 
 
 def test_vae_part_rule_helpers() -> None:
@@ -302,20 +306,20 @@ def _fake_scores(path, part, K, seed, shift):
 
 
 def test_table2(tmp_path) -> None:
-    files = {"density": [], "recon": [], "eq12": [], "eq12_map": [], "elbo": [], "iwae": []}
+    files = {"density": [], "recon": [], "eq12": [], "eq12_map": [], "laplace": [], "elbo": [], "iwae": []}
     for seed in (0, 1):
         files["density"].append(_fake_scores(tmp_path / f"d{seed}.npz", "density", 64, seed, 3.0))
         files["recon"].append(_fake_scores(tmp_path / f"r{seed}.npz", "recon", 4, seed, 2.0))
         files["elbo"].append(_fake_scores(tmp_path / f"v{seed}.npz", "vae", 32, seed, -1.0))  # OoD scored higher
     files["eq12"] = files["density"]
     files["iwae"] = files["elbo"]
-    ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "elbo": 32, "iwae": 32}
+    ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "laplace": 64, "elbo": 32, "iwae": 32}
     settings = {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None,
                 "iwae_samples": 100, "iwae_count": 500, "vae_sigma": 0.01}
     table = run_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, log=lambda s: None)
     csv = pd.read_csv(tmp_path / "t.csv")
     assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP",
-                                               "VAE ELBO", "VAE IWAE"]
+                                               "Laplace log p(x) (Eq. 11)", "VAE ELBO", "VAE IWAE"]
     dens = csv[(csv["row"] == "PAE density") & (csv["column"] == "MNIST")].iloc[0]
     pairs = [[load_scores(p)[0][f"density__{s}"] for s in ("test", "mnist")] for p in files["density"]]
     expected = [auroc(*pair) for pair in pairs]

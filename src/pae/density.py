@@ -185,7 +185,7 @@ def map_refine(
     return z_map
 
 
-SCORES = ("density", "recon", "eq12", "eq12_map")
+SCORES = ("density", "recon", "eq12", "eq12_map", "laplace")
 
 
 def image_scores(
@@ -204,8 +204,9 @@ def image_scores(
     """Requested OoD scores (subset of SCORES; higher = more in-distribution) for uint8 images (N, C, H, W).
 
     model: a `pae.nets.AutoEncoder` (encode = encoder mean, decode = g_θ); images enter as x/scale − 0.5
-    without dequantisation. density, eq12 and eq12_map need `flow`; eq12, eq12_map and recon with
-    recon_sigma="pixelwise" need the floored Eq. 8 `sigma`. Returns float64 arrays of shape (N,).
+    without dequantisation. density, eq12, eq12_map and laplace need `flow`; eq12, eq12_map, laplace and recon
+    with recon_sigma="pixelwise" need the floored Eq. 8 `sigma`. laplace is the Laplace log p(x) of Eq. 11 at
+    the MAP z' of Eq. 9 (the same z' as eq12_map). Returns float64 arrays of shape (N,).
     """
     from pae.data import to_model_input
 
@@ -214,10 +215,10 @@ def image_scores(
         raise ValueError(f"unknown score(s) {sorted(unknown)}; choose from {SCORES}")
     if recon_sigma not in ("unweighted", "pixelwise"):
         raise ValueError(f"config key ood.recon_sigma must be 'unweighted' or 'pixelwise', got {recon_sigma!r}")
-    needs_flow = {"density", "eq12", "eq12_map"} & set(scores)
+    needs_flow = {"density", "eq12", "eq12_map", "laplace"} & set(scores)
     if needs_flow and flow is None:
         raise ValueError(f"score(s) {sorted(needs_flow)} need a flow")
-    if sigma is None and ({"eq12", "eq12_map"} & set(scores) or ("recon" in scores and recon_sigma == "pixelwise")):
+    if sigma is None and ({"eq12", "eq12_map", "laplace"} & set(scores) or ("recon" in scores and recon_sigma == "pixelwise")):
         raise ValueError("Eq. 12 scores and pixel-wise reconstruction errors need the Eq. 8 sigma")
     device = _device_of(model)
     sig = sigma.to(device) if sigma is not None else None
@@ -239,11 +240,16 @@ def image_scores(
                     out["density"].append(logp)
                 if "eq12" in scores:
                     out["eq12"].append(-0.5 * squared_error(xb, x_hat, sig) + logp)
-            if "eq12_map" in scores:
+            if "eq12_map" in scores or "laplace" in scores:
                 z_map = map_refine(xb, z, model.decoder, flow, sig, map_steps, map_lr, batch_size=len(xb))
+            if "eq12_map" in scores:
                 with torch.no_grad():
                     out["eq12_map"].append(eq12_terms(xb, z_map, model.decoder, flow, sig))
-            if log is not None and "eq12_map" in scores:
+            if "laplace" in scores:
+                from pae.posterior import laplace_log_px
+
+                out["laplace"].append(laplace_log_px(xb, z_map, model.decoder, flow, sig))
+            if log is not None and ("eq12_map" in scores or "laplace" in scores):
                 log(f"  MAP: {min(i + batch_size, len(x_uint8))}/{len(x_uint8)} images")
     result = {}
     for s, parts in out.items():

@@ -9,8 +9,8 @@ Drivers called by the workflow scripts: `run_ood_scores` (AE parts), `run_vae_sc
 
 Score files RUN/ood_scores_{part}.npz hold, for every image set (`test` = the in-distribution test split,
 then the OoD sets mnist, omniglot, fmnist_hflip, fmnist_vflip), float64 arrays `{score}__{set}`:
-part `recon`: recon; part `density`: density, eq12; part `map`: eq12_map, eq12_start (Eq. 12 at the
-encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
+part `recon`: recon; part `density`: density, eq12; part `map`: eq12_map, laplace (Eq. 11 at the same MAP
+z'), eq12_start (Eq. 12 at the encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
 K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...).
 Parts are separate files so that Table 2 needs a flow only where a density enters, runs the costly MAP
 refinement only at ood.eq12_K and the IWAE only when its rows are asked for.
@@ -35,7 +35,7 @@ from pae.density import SCORES, floor_sigma, image_scores, quantization_sigma
 OOD_SETS = ("mnist", "omniglot", "fmnist_hflip", "fmnist_vflip")
 IN_SET = "test"
 SET_COLUMNS = {"mnist": "MNIST", "omniglot": "OMNIGLOT", "fmnist_hflip": "FMNIST-hflip", "fmnist_vflip": "FMNIST-vflip"}
-PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map",), "vae": ("elbo", "iwae")}
+PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map", "laplace"), "vae": ("elbo", "iwae")}
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ TABLE2_ROWS: dict[str, Table2Row] = {
     "eq12_map": Table2Row("Eq. 12 with MAP", "map", "ood.eq12_K",
                           "Eq. 12 with MAP = Eq. 12 at z' minimising Eq. 9 ({map_steps} Adam steps, lr {map_lr}, "
                           "from the encoder mean{map_subset})."),
+    "laplace": Table2Row("Laplace log p(x) (Eq. 11)", "map", "ood.eq12_K",
+                         "Laplace log p(x) (Eq. 11) = log p(x|z') + log p(z') + (K/2) log 2π + ½ log det Σ_z' at the "
+                         "same MAP z' as the row above{laplace_subset}, Σ_z' from the Gauss-Newton Hessian of Eq. 10. The paper "
+                         "warns that this Hessian is noisy and the estimate not reliable enough to use."),
     "elbo": Table2Row("VAE ELBO", "vae", "vae.latent_dim",
                       "VAE ELBO = Eq. 15 with β = 1 of the plain VAE baseline (vae.models.vae, same nets, data "
                       "and training as the AE, decoder σ = {vae_sigma:g}): mean over k = {iwae_samples} samples "
@@ -72,13 +76,14 @@ TABLE2_ROWS: dict[str, Table2Row] = {
                       "below from Choi et al. 2018) is for their own VAE, not this one."),
 }
 TABLE2_LABELS = {key: row.label for key, row in TABLE2_ROWS.items()}  # score key → label
-NOT_RUN = {"eq12_map": "not run (ood.map_steps is 0)"}  # why a row can be requested but have no score file
+NOT_RUN = {"eq12_map": "not run (ood.map_steps is 0)", "laplace": "not run (ood.map_steps is 0)"}  # why a row can be requested but have no score file
 
 
 # ------------------------------------------------------------------------------------------------
 # Workflow helpers (used by workflow/rules/ood.smk; kept here so they are tested and the rule file stays flat)
 
 MAP_SECONDS_PER_STEP_PER_500 = 1.0  # measured ≈ 0.5 s at K = 64 on 2 CPU cores; doubled for safety
+LAPLACE_SECONDS_PER_IMAGE = 0.5  # Eq. 11 at K = 64: ≈ 0.3-0.5 s per image on one busy CPU core (the decoder's Jacobian)
 VAE_DECODES_PER_SECOND = 400  # measured ≈ 550-1200 decodes/s (K = 32, 2 CPU cores, busy to idle); margin
 
 
@@ -138,7 +143,7 @@ def score_rule_settings(part: str, ood_cfg: Mapping[str, Any], scale: float,
     if part == "recon":
         p["recon_sigma"] = ood_cfg["recon_sigma"]
     if part == "map":
-        p |= {k: ood_cfg.get(k) for k in ("map_steps", "map_lr", "map_count")}
+        p |= {k: ood_cfg.get(k) for k in ("map_steps", "map_lr", "map_count", "laplace_count")}
     if part == "vae":
         p |= {k: ood_cfg.get(k) for k in ("iwae_samples", "iwae_count")} | {"sigma": vae_sigma}
     return p
@@ -148,7 +153,9 @@ def score_rule_runtime(part: str, ood_cfg: Mapping[str, Any], n_per_set: int = 1
     """Runtime estimate (minutes) of one ood_scores job on 2 CPU cores; the MAP and VAE parts dominate."""
     if part == "map":
         n = (1 + len(OOD_SETS)) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
-        return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60)
+        n_laplace = (1 + len(OOD_SETS)) * min(ood_cfg.get("laplace_count") or n_per_set, n_per_set)
+        return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60
+                        + n_laplace * LAPLACE_SECONDS_PER_IMAGE / 60)
     if part == "vae":
         n = (1 + len(OOD_SETS)) * min(ood_cfg.get("iwae_count") or n_per_set, n_per_set)
         return 10 + int(n * ood_cfg.get("iwae_samples", 100) / VAE_DECODES_PER_SECOND / 60)
@@ -287,6 +294,7 @@ def run_ood_scores(
     map_steps: int = 100,
     map_lr: float = 0.01,
     map_count: int | None = None,
+    laplace_count: int | None = None,
     batch_size: int = 500,
     device: str = "auto",
     threads: int | None = None,
@@ -337,6 +345,11 @@ def run_ood_scores(
             res = image_scores(model, x[idx], ("eq12", "eq12_map"), scale, flow, sigma, recon_sigma,
                                map_steps, map_lr, batch_size, log=None)
             out[f"eq12_map__{name}"] = res["eq12_map"]
+            # Eq. 11 needs the decoder's Jacobian (K passes per image): on a subset of the MAP images
+            idx_laplace = idx[subset_index(len(idx), laplace_count, "ood.laplace_count")]
+            out[f"laplace__{name}"] = image_scores(model, x[idx_laplace], ("laplace",), scale, flow, sigma,
+                                                   recon_sigma, map_steps, map_lr, batch_size, log=None)["laplace"]
+            out[f"laplace_index__{name}"] = idx_laplace
             out[f"eq12_start__{name}"] = res["eq12"]
             out[f"index__{name}"] = idx
             gain = float(np.mean(res["eq12_map"] - res["eq12"]))
@@ -351,7 +364,7 @@ def run_ood_scores(
                                "map_steps": map_steps, "map_lr": map_lr, "sets": ",".join(sets)}
     for k, v in info.items():
         out[f"meta__{k}"] = np.asarray("" if v is None else v)
-    for s in ("eq12_start", "eq12_map") if part == "map" else scores:
+    for s in ("eq12_start", "eq12_map", "laplace") if part == "map" else scores:
         aucs = {o: auroc(out[f"{s}__{IN_SET}"], out[f"{s}__{o}"]) for o in ood_paths}
         log(f"AUROC {s}: " + ", ".join(f"{o} {v:.3f}" for o, v in aucs.items()))
     io.save_npz(out_path, **out)
@@ -506,6 +519,8 @@ def _row_note(key: str, K: Any, settings: Mapping[str, Any]) -> str:
         "map_steps": settings.get("map_steps"),
         "map_lr": settings.get("map_lr"),
         "map_subset": f"; on {map_count} evenly spaced images of each set" if map_count else "",
+        "laplace_subset": f" (on {settings['laplace_count']} evenly spaced images of those)"
+        if settings.get("laplace_count") else "",
         "iwae_samples": settings.get("iwae_samples"),
         "iwae_subset": f"; on {iwae_count} evenly spaced images of each set" if iwae_count else "; on every image",
         "vae_sigma": float(settings.get("vae_sigma") or math.nan),
@@ -533,7 +548,7 @@ def run_table2(
 
     files: score key of TABLE2_ROWS → score files (one per seed), in the order of the rows (config ood.rows);
     a key with an empty list is written "not run" (the MAP row when ood.map_steps is 0). ks: score key → K.
-    settings: recon_sigma, map_steps, map_lr, map_count, iwae_samples, iwae_count, vae_sigma, scale (for
+    settings: recon_sigma, map_steps, map_lr, map_count, laplace_count, iwae_samples, iwae_count, vae_sigma, scale (for
     the notes). The CSV has one line per (row, column): `ours` = AUROC (mean over seeds), `ours_std`,
     `n_seeds`, `paper`, `difference`, and `aupr`, `fpr95` (+ `_std`); the Markdown shows AUROC with the
     paper's value, then a compact AUPR / FPR95 table, then the paper's quoted baselines.

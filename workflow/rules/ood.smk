@@ -93,6 +93,7 @@ rule make_table2:
                 "map_steps",
                 "map_lr",
                 "map_count",
+                "laplace_count",
                 "iwae_samples",
                 "iwae_count",
             )

@@ -35,5 +35,6 @@ with redirect_output(snakemake.log[0]):
             map_steps=settings.get("map_steps", 0),
             map_lr=settings.get("map_lr", 0.01),
             map_count=settings.get("map_count"),
+            laplace_count=settings.get("laplace_count"),
             **common,
         )
