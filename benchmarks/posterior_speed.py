@@ -3,11 +3,12 @@ Laplace mixture + samples, batched over images.
 
     .venv/bin/python benchmarks/posterior_speed.py                       # random-weight K=8 AE + RealNVP flow
     .venv/bin/python benchmarks/posterior_speed.py --run results/quick/mnist/K8/seed0 --images 100
-    .venv/bin/python benchmarks/posterior_speed.py --configfile config/quick.yaml --threads 2
+    .venv/bin/python benchmarks/posterior_speed.py --run ... --steps 200,150,100,50 --lr 0.1,0.01,0.001,0.0001
 
 The schedule (starts, lr stages, steps per stage, samples) comes from the `posterior` section of config.yaml
 overlaid with --configfile (default: config/quick.yaml). With --run, ae.pt / ae_stats.npz / flow.pt of that
-folder are used (data: the first test images of data/processed/mnist.npz if present, else random images).
+folder are used (data: the first test images of --data, default data/processed/mnist.npz, if present, else
+random images).
 """
 
 from __future__ import annotations
@@ -59,14 +60,22 @@ def random_models(K: int, seed: int = 0):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", help="folder with ae.pt, ae_stats.npz and flow.pt (default: random weights)")
+    ap.add_argument("--data", default=str(REPO / "data" / "processed" / "mnist.npz"),
+                    help="preprocessed dataset whose first test images are used with --run")
     ap.add_argument("--configfile", default=str(REPO / "config" / "quick.yaml"))
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corruption", default="mask", help="name in posterior.corruptions")
     ap.add_argument("--space", choices=["u", "z"], default="u")
+    ap.add_argument("--steps", help="override posterior.steps_per_stage, e.g. 200,150,100,50")
+    ap.add_argument("--lr", help="override posterior.lr_stages, e.g. 0.1,0.01,0.001,0.0001")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = merged_posterior_config(args.configfile)
+    if args.steps:
+        cfg["steps_per_stage"] = [int(v) for v in args.steps.split(",")]
+    if args.lr:
+        cfg["lr_stages"] = [float(v) for v in args.lr.split(",")]
     st = PosteriorSettings.from_config(cfg)
     c = Corruption.from_config(args.corruption, cfg["corruptions"][args.corruption])
     K = int(cfg["K"])
@@ -80,7 +89,7 @@ def main() -> None:
         ae, _ = load_model(run / "ae.pt")
         flow = load_flow(run / "flow.pt")[0] if args.space == "u" else None
         sigma = floor_sigma(load_sigma(run / "ae_stats.npz"), quantization_sigma(255))
-        data = REPO / "data" / "processed" / "mnist.npz"
+        data = Path(args.data)
         if data.is_file():
             with np.load(data) as f:
                 x = torch.as_tensor(f["x_test"][: args.images]).float() / 255 - 0.5
@@ -98,7 +107,10 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, weights {'from ' + args.run if args.run else 'random'}")
     print(f"wall {dt:.2f} s: {dt / args.images:.3f} s per image, {args.images / dt:.2f} images per second; "
           f"CPU {cpu:.2f} s: {cpu / args.images:.3f} CPU-s per image (load average {os.getloadavg()[0]:.1f})")
-    print(f"modes per image {res.mixture.n_modes.float().mean():.2f}, "
+    ar = torch.arange(args.images)
+    decrement = res.newton_decrement[res.final_log_post.argmax(0), ar]
+    print(f"mean MAP log posterior {res.map_log_post.mean():.2f}, median Newton decrement at the MAP "
+          f"{decrement.nanmedian():.3g} nats; modes per image {res.mixture.n_modes.float().mean():.2f}, "
           f"positive-definite starts {res.positive_definite.float().mean():.2%}")
 
 

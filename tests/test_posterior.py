@@ -29,6 +29,7 @@ from pae.posterior import (
     laplace_log_px,
     log_likelihood,
     log_posterior,
+    newton_decrement,
     posterior_analysis,
     posterior_hessian,
     psnr,
@@ -197,9 +198,15 @@ def test_linear_gaussian_map_and_laplace_equal_the_analytic_posterior() -> None:
         cov = B[o] @ B[o].T + torch.diag(var.reshape(-1)[o])
         exact = multivariate_normal(mu.numpy(), cov.numpy()).logpdf(x_tilde[i].reshape(-1)[o].numpy())
         assert mix.log_evidence[i].item() == pytest.approx(exact, abs=1e-6)
+    # the Newton decrement is ≈ 0 at the mode and ½ δᵀPδ at mode + δ (quadratic log posterior)
+    model = PosteriorModel(dec, flow)
+    mean, prec = analytic_u_posterior(dec, flow, x_tilde[0], obs[0], var.expand(SHAPE))
+    delta = torch.tensor([[0.0, 0.0, 0.0], [0.1, -0.2, 0.05]], dtype=torch.float64)
+    H, grad = posterior_hessian(mean + delta, x_tilde[:1].expand(2, *SHAPE), obs[:1].expand(2, *SHAPE), var, model,
+                                return_grad=True)
+    torch.testing.assert_close(newton_decrement(H, grad), 0.5 * ((delta @ prec) * delta).sum(1), atol=1e-9, rtol=1e-7)
     # samples follow N(mean, prec⁻¹); z samples are b⁻¹(u)
     s = res.samples_u[0]
-    mean, prec = analytic_u_posterior(dec, flow, x_tilde[0], obs[0], var.expand(SHAPE))
     torch.testing.assert_close(s.mean(0), mean, atol=4 * math.sqrt(prec.inverse().diag().max() / len(s)), rtol=0)
     torch.testing.assert_close(torch.cov(s.T), prec.inverse(), atol=0.1 * prec.inverse().diag().max().item(), rtol=0)
     torch.testing.assert_close(res.samples_z[0], flow.inverse(s))

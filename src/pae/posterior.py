@@ -230,22 +230,35 @@ def find_map(u0: torch.Tensor, x_tilde: torch.Tensor, observed: torch.Tensor, va
 # Hessians (exact, and Gauss-Newton as in Eq. 10)
 
 
-def batched_hessian(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> torch.Tensor:
+def batched_hessian(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor,
+                    return_grad: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Exact Hessian (B, K, K) of a function fn: (B, K) → (B,) whose row b depends only on u[b]: one gradient
-    with create_graph, then K backward passes, each giving one Hessian row for every b at once."""
+    with create_graph, then K backward passes, each giving one Hessian row for every b at once. With
+    `return_grad` also the gradient (B, K)."""
     u = u.detach().requires_grad_(True)
     with torch.enable_grad():
         (g,) = torch.autograd.grad(fn(u).sum(), u, create_graph=True)
         rows = [torch.autograd.grad(g[:, k].sum(), u, retain_graph=k < u.shape[1] - 1, allow_unused=True,
                                     materialize_grads=True)[0] for k in range(u.shape[1])]
     h = torch.stack(rows, 1).detach()
-    return 0.5 * (h + h.transpose(1, 2))
+    h = 0.5 * (h + h.transpose(1, 2))
+    return (h, g.detach()) if return_grad else h
 
 
 def posterior_hessian(u: torch.Tensor, x_tilde: torch.Tensor, observed: torch.Tensor, var: torch.Tensor,
-                      model: PosteriorModel) -> torch.Tensor:
-    """Exact Hessian of −ln p(u | x̃) (Eq. 13) per row, (B, K, K)."""
-    return batched_hessian(lambda v: -log_posterior(v, x_tilde, observed, var, model), u)
+                      model: PosteriorModel, return_grad: bool = False
+                      ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Exact Hessian of −ln p(u | x̃) (Eq. 13) per row, (B, K, K) (and its gradient (B, K) with return_grad)."""
+    return batched_hessian(lambda v: -log_posterior(v, x_tilde, observed, var, model), u, return_grad)
+
+
+def newton_decrement(hessian: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """½ ∇ᵀH⁻¹∇ per row (B,): the gain in ln p a Newton step would still predict — ≈ 0 at a converged mode;
+    NaN where H is not positive definite."""
+    chol, info = torch.linalg.cholesky_ex(hessian.double())
+    step = torch.cholesky_solve(grad.double()[..., None], chol)[..., 0]
+    dec = 0.5 * (grad.double() * step).sum(-1)
+    return torch.where(info == 0, dec, torch.full_like(dec, math.nan)).to(grad.dtype)
 
 
 def batched_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> torch.Tensor:
@@ -445,6 +458,7 @@ class PosteriorResult:
     final_u: torch.Tensor       # (S, N, K) best iterate per start
     final_log_post: torch.Tensor  # (S, N) ln p(u|x̃) (unnormalised, Eq. 13) there
     positive_definite: torch.Tensor  # (S, N) exact Hessian positive definite
+    newton_decrement: torch.Tensor  # (S, N) ½∇ᵀH⁻¹∇: gain a Newton step still predicts (≈ 0 when converged)
     mixture: LaplaceMixture
     map_u: torch.Tensor         # (N, K) the best start (MAP)
     map_z: torch.Tensor         # (N, K) b⁻¹(map_u)
@@ -458,7 +472,8 @@ class PosteriorResult:
         mix = self.mixture
         out = {
             "starts_u": self.starts_u, "final_u": self.final_u, "final_log_post": self.final_log_post,
-            "positive_definite": self.positive_definite, "modes_u": mix.means, "prec_chol": mix.prec_chol,
+            "positive_definite": self.positive_definite, "newton_decrement": self.newton_decrement,
+            "modes_u": mix.means, "prec_chol": mix.prec_chol,
             "log_weights": mix.log_weights, "weights": mix.weights, "modes_log_post": mix.log_post,
             "log_evidence": mix.log_evidence, "n_modes": mix.n_modes, "fallback": mix.fallback,
             "map_u": self.map_u, "map_z": self.map_z, "map_x": self.map_x, "map_log_post": self.map_log_post,
@@ -502,19 +517,21 @@ def posterior_analysis(x_tilde: torch.Tensor, observed: torch.Tensor, var: torch
             starts.insert(0, u_enc.unsqueeze(0))
         u0 = torch.cat([t.to(x_tilde.dtype) for t in starts])  # (S, N, K)
         chunk = max(1, int(st.batch_size) // S)
-        fin_u, fin_lp, hess = [], [], []
+        fin_u, fin_lp, hess, decr = [], [], [], []
         for i in range(0, N, chunk):
             j = min(N, i + chunk)
             xr, obr = _rows(x_tilde[i:j], S), _rows(observed[i:j], S)
             ur = u0[:, i:j].reshape(-1, K)
             u_best, lp = find_map(ur, xr, obr, var, model, st.lr_stages, st.steps_per_stage, st.anneal_max)
-            h = posterior_hessian(u_best, xr, obr, var, model)
+            h, g = posterior_hessian(u_best, xr, obr, var, model, return_grad=True)
             fin_u.append(u_best.reshape(S, j - i, K))
             fin_lp.append(lp.reshape(S, j - i))
             hess.append(h.reshape(S, j - i, K, K))
+            decr.append(newton_decrement(h, g).reshape(S, j - i))
             if log is not None:
                 log(f"  posterior: {j}/{N} images")
-        final_u, final_lp, H = torch.cat(fin_u, 1), torch.cat(fin_lp, 1), torch.cat(hess, 1)
+        final_u, final_lp, H, decrement = (torch.cat(fin_u, 1), torch.cat(fin_lp, 1), torch.cat(hess, 1),
+                                           torch.cat(decr, 1))
         pd = positive_definite(H.reshape(-1, K, K)).reshape(S, N)
         best = torch.where(torch.isfinite(final_lp), final_lp, torch.full_like(final_lp, -math.inf)).argmax(0)
         ar = torch.arange(N, device=dev)
@@ -535,7 +552,7 @@ def posterior_analysis(x_tilde: torch.Tensor, observed: torch.Tensor, var: torch
             map_x = _map_rows(model.decoder, map_z, 512)
             samples_z = _map_rows(model.to_z, samples_u.reshape(-1, K), 4096).reshape(samples_u.shape)
     return PosteriorResult(starts_u=u0, final_u=final_u, final_log_post=final_lp, positive_definite=pd,
-                           mixture=mix, map_u=map_u, map_z=map_z, map_x=map_x, map_log_post=final_lp[best, ar],
+                           newton_decrement=decrement, mixture=mix, map_u=map_u, map_z=map_z, map_x=map_x, map_log_post=final_lp[best, ar],
                            samples_u=samples_u, samples_z=samples_z)
 
 
