@@ -64,7 +64,7 @@ def main() -> None:
                     help="preprocessed dataset whose first test images are used with --run")
     ap.add_argument("--configfile", default=str(REPO / "config" / "quick.yaml"))
     ap.add_argument("--images", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the workflow runs 1-thread jobs)")
     ap.add_argument("--corruption", default="mask", help="name in posterior.corruptions")
     ap.add_argument("--space", choices=["u", "z"], default="u")
     ap.add_argument("--steps", help="override posterior.steps_per_stage, e.g. 200,150,100,50")

@@ -201,7 +201,8 @@ def fig6(
 ) -> list[Path]:
     """Fig. 6. Left: corrupted inputs (E, C, H, W) with hidden pixels (observed False) in grey, their MAP
     reconstructions and the truths (all floats in [−0.5, 0.5]). Middle: 2-D marginal of two latent
-    coordinates of a posterior: `marginal` = {samples (n, 2), modes (M, 2), weights (M,), dims (i, j), title}.
+    coordinates of a posterior: `marginal` = {samples (n, 2), modes (M, 2), weights (M,), dims (i, j), title,
+    symbol ("u" or "z", the latent space)}.
     Right: decoded posterior samples (n, C, H, W) of that example, then the same with its mask
     (`sample_observed` (C, H, W)) applied."""
     E = len(inputs)
@@ -232,8 +233,9 @@ def fig6(
     ax.scatter(modes[:, 0], modes[:, 1], s=20 + 180 * w / max(w.max(), 1e-12), marker="x", color="#c0392b",
                label="modes (size ∝ weight)")
     i, j = marginal["dims"]
-    ax.set_xlabel(f"$u_{{{i + 1}}}$")
-    ax.set_ylabel(f"$u_{{{j + 1}}}$")
+    sym = marginal.get("symbol", "u")  # u: the flow's latent space (paper); z: the AE latent (original code)
+    ax.set_xlabel(f"${sym}_{{{i + 1}}}$")
+    ax.set_ylabel(f"${sym}_{{{j + 1}}}$")
     ax.set_title(f"posterior, {marginal.get('title', '')}", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     right = outer[2].subgridspec(2, 1, hspace=0.12)

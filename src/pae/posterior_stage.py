@@ -455,7 +455,7 @@ def run_fig6(
         truths=np.stack([r["post"]["x"][r["i"]].astype(np.float64) / r["scale"] - 0.5 for r in rows]),
         labels=[f"{r['name']} #{r['i']}" for r in rows],
         marginal={"samples": u[:, dims], "modes": p["modes_u"][i][keep][:, dims], "weights": w[keep], "dims": dims,
-                  "title": f"{main['name']} #{i}"},
+                  "title": f"{main['name']} #{i}", "symbol": str(_meta(p).get("space", "u"))},
         samples=xs,
         sample_observed=p["observed"][i],
         stem=stem,

@@ -135,7 +135,7 @@ rule make_fig6:
     of the first masked example's posterior; its posterior samples without and with the mask.
     """
     input:
-        posterior=[POST_FILE[c, "u"] for c in FIG6_CORRUPTIONS],
+        posterior=[POST_FILE[c, POST_CFG["space"]] for c in FIG6_CORRUPTIONS],
         ae=f"{POST_RUN}/ae.pt",
     output:
         png=report(
