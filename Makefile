@@ -37,4 +37,4 @@ test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/ruff check src tests benchmarks workflow/scripts
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check workflow/Snakefile workflow/rules

@@ -5,7 +5,7 @@ Laplace mixture + samples, batched over images.
     .venv/bin/python benchmarks/posterior_speed.py --run results/quick/mnist/K8/seed0 --images 100
     .venv/bin/python benchmarks/posterior_speed.py --run ... --steps 200,150,100,50 --lr 0.1,0.01,0.001,0.0001
 
-The schedule (starts, lr stages, steps per stage, samples) comes from the `posterior` section of config.yaml
+The schedule (starts, lr stages, steps per stage, samples) comes from the `posterior` section of config/config.yaml
 overlaid with --configfile (default: config/quick.yaml). With --run, ae.pt / ae_stats.npz / flow.pt of that
 folder are used (data: the first test images of --data, default data/processed/mnist.npz, if present, else
 random images).
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def merged_posterior_config(overlay: str | None) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())["posterior"]
+    cfg = yaml.safe_load((REPO / "config" / "config/config.yaml").read_text())["posterior"]
     if overlay:
         over = (yaml.safe_load(Path(overlay).read_text()) or {}).get("posterior", {})
         cfg |= over
@@ -81,9 +81,7 @@ def main() -> None:
     K = int(cfg["K"])
     x = torch.rand(args.images, 1, 28, 28) - 0.5
     if args.run:
-        from pae.flows import load_flow
-        from pae.nets import load_model
-        from pae.ood import load_sigma
+        from pae.artifacts import load_flow, load_model, load_sigma
 
         run = Path(args.run)
         ae, _ = load_model(run / "ae.pt")

@@ -2,7 +2,7 @@
 
 Times full training steps (forward, loss, backward, Adam step) on random data at real size:
 * the infoGAN auto-encoder on 28×28×1 images (pae.nets.AutoEncoder with the config defaults, Eq. 2 loss),
-* the latent flows of config.yaml: K=64 neural spline flow and K=32 RealNVP (Eq. 5 loss).
+* the latent flows of config/config.yaml: K=64 neural spline flow and K=32 RealNVP (Eq. 5 loss).
 Warm-up steps are excluded. Achieved GFLOP/s counts matmul-like work only: 3 × forward FLOPs for a training
 step (forward + input gradients + weight gradients; an over-estimate of ~1 % for the AE because the first
 layer needs no input gradient). Forward FLOPs come from pae.nets.forward_flops (Conv/ConvTranspose/Linear
@@ -34,7 +34,7 @@ from pae.flows import build_flow
 from pae.nets import AutoEncoder, forward_flops
 from pae.train import ae_loss
 
-FLOW_CFG = {  # config.yaml defaults of the flow section
+FLOW_CFG = {  # config/config.yaml defaults of the flow section
     "realnvp_max_K": 32, "realnvp_depth": {4: 8, 8: 10, 16: 12, 32: 18}, "realnvp_hidden": 32,
     "nsf_layers": 18, "nsf_hidden": 64, "nsf_bins": 32, "nsf_tail_bound": 3.0, "standardize": True,
 }

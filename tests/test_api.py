@@ -64,7 +64,7 @@ def test_library_example_runs_as_documented(tmp_path, monkeypatch):
 
 
 def test_defaults_are_config_yaml(repo_root):
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     assert pae.paper_defaults() == config
     model = pae.PAE(device="cpu")
     for section in ("ae", "flow", "data", "ood"):
@@ -116,10 +116,10 @@ def test_missing_cuda_device_is_a_clear_error():
     ("x", "needle"),
     [
         (np.zeros((4, 28, 28, 3), np.uint8), "channels-last"),
-        (np.full((4, 1, 28, 28), 200.0), "divide by 255"),
+        (np.full((4, 1, 28, 28), 200.0), "x / 255"),
         (np.full((4, 1, 28, 28), -0.5), "[0, 1]"),
         (np.zeros((4, 1, 28, 28), np.int64), "x.astype(np.uint8)"),
-        (np.zeros((4, 1, 30, 30), np.uint8), "divisible by 4"),
+        (np.zeros((4, 1, 30, 30), np.uint8), "multiples of 4"),
         (np.zeros((28, 28), np.uint8), "(N, H, W)"),
         (np.zeros((0, 1, 28, 28), np.uint8), "no images"),
         (np.full((4, 1, 28, 28), np.nan), "NaN"),

@@ -77,8 +77,8 @@ def _write_bad_inputs(tmp_path):
         ("fit --data images.txt --out m", ["images.txt", "numpy.savez"]),
         ("fit --data broken.npz --out m", ["broken.npz", "not a readable"]),
         ("fit --data two.npz --out m", ["two.npz", "['a', 'b']", "--key"]),
-        ("fit --data odd.npz --out m", ["odd.npz[x]", "divisible by 4"]),
-        ("fit --data floats.npz --out m", ["floats.npz[x]", "divide by 255"]),
+        ("fit --data odd.npz --out m", ["odd.npz[x]", "multiples of 4"]),
+        ("fit --data floats.npz --out m", ["floats.npz[x]", "x / 255"]),
         ("fit --data flat.npy --out m", ["flat.npy[x]", "(N, C, H, W)"]),
         ("fit --data two.npz --key c --out m", ["two.npz", "'c'", "fix --key"]),
         ("fit --data odd.npz --key x --set ae.epoch=1 --out m", ["odd.npz[x]"]),
@@ -128,13 +128,14 @@ def test_vae_baseline_with_typed_overrides(tmp_path, monkeypatch, capsys):
 
 
 def test_fid_with_domain_features(tmp_path, monkeypatch, capsys):
-    from pae.classifier import fit_classifier, save_classifier
+    from pae.artifacts import save_model
+    from pae.classifier import fit_classifier
 
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (32, 1, 28, 28), dtype=np.uint8)
     model, _ = fit_classifier(x, rng.integers(0, 3, 32), epochs=1, seed=0, log=lambda s: None)
-    save_classifier("clf.pt", model)
+    save_model("clf.pt", model)
     np.savez("real.npz", x=x)
     np.savez("same.npz", x=x)
     np.savez("other.npz", x=x // 4)

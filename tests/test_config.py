@@ -12,7 +12,7 @@ from pae.config import ConfigError, validate_config
 
 
 def _load(repo, overlay=None):
-    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     if overlay:
         update_config(config, yaml.safe_load((repo / overlay).read_text()))
     return config
@@ -50,7 +50,7 @@ SCHEMA = "workflow/schemas/config.schema.yaml"
 def test_every_leaf_key_has_a_description_and_the_config_yaml_default(repo_root):
     from pae.config import schema_leaves
 
-    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     leaves = schema_leaves(repo_root / SCHEMA)
     assert len(leaves) > 60
     problems = []
@@ -71,7 +71,7 @@ def test_every_leaf_key_has_a_description_and_the_config_yaml_default(repo_root)
 def test_packaged_defaults_and_schema_are_the_repository_files(repo_root):
     from pae.config import config_schema, paper_defaults
 
-    assert paper_defaults() == yaml.safe_load((repo_root / "config.yaml").read_text())
+    assert paper_defaults() == yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     assert config_schema() == yaml.safe_load((repo_root / SCHEMA).read_text())
     assert paper_defaults("ae") == paper_defaults()["ae"]
     with pytest.raises(KeyError, match="sections"):
@@ -175,7 +175,7 @@ def test_snakemake_dry_run_with_typed_overrides(repo_root, tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(repo_root / "Snakefile"), "--directory", str(tmp_path),
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(repo_root / "workflow" / "Snakefile"), "--directory", str(tmp_path),
            "--cores", "1", "--configfile", str(repo_root / "config/test.yaml"),
            "--config", "seeds=[0,1]", "data={download: false}", "device=cuda:1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

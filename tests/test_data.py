@@ -10,6 +10,9 @@ import pytest
 import torch
 
 import pae.data as D
+from pae import artifacts
+from pae.images import ImageError, to_model_input, to_uint8
+from pae.stages import data as stage_data
 from synthetic import (
     class_images,
     synthetic_env,
@@ -173,7 +176,7 @@ def test_split_indices_disjoint_and_deterministic():
 def test_preprocess_idx_dataset(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("fmnist"), mirror, tmp_path / "raw")
     out = tmp_path / "fmnist.npz"
-    arrays = D.preprocess("fmnist", raw, out, valid_size=20, split_seed=1)
+    arrays = stage_data.run_preprocess_dataset("fmnist", raw, out, valid_size=20, split_seed=1)
     with np.load(out) as npz:
         assert sorted(npz.files) == sorted(["x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"])
         assert npz["x_train"].shape == (44, 1, 28, 28) and npz["x_valid"].shape == (20, 1, 28, 28)
@@ -181,9 +184,9 @@ def test_preprocess_idx_dataset(mirror, tmp_path):
     x_all = D.read_idx(raw / "fashion-mnist" / "train-images-idx3-ubyte.gz")
     tr, va = D.split_indices(64, 20, 1)
     np.testing.assert_array_equal(arrays["x_valid"][:, 0], x_all[va])
-    np.testing.assert_array_equal(D.load_split(out, "train"), arrays["x_train"])
+    np.testing.assert_array_equal(artifacts.load_split(out, "train"), arrays["x_train"])
     with pytest.raises(D.DataError, match="data.valid_size = 64"):
-        D.preprocess("fmnist", raw, tmp_path / "bad.npz", valid_size=64)
+        stage_data.run_preprocess_dataset("fmnist", raw, tmp_path / "bad.npz", valid_size=64)
     assert not (tmp_path / "bad.npz").exists()
 
 
@@ -192,36 +195,36 @@ def test_preprocess_reverifies_raw_files(mirror, tmp_path):
     corrupt_gz(raw / "mnist" / FMNIST_TEST)
     _, expected = D.expected_checksum(D.raw_file("mnist", FMNIST_TEST))
     with pytest.raises(D.ChecksumError, match=f"mnist/{FMNIST_TEST}.*expected {expected}"):
-        D.preprocess("mnist", raw, tmp_path / "mnist.npz", valid_size=20)
+        stage_data.run_preprocess_dataset("mnist", raw, tmp_path / "mnist.npz", valid_size=20)
     assert list(tmp_path.glob("mnist.npz*")) == [] and list(tmp_path.glob(".mnist.npz*")) == []
 
 
 def test_load_split_errors(tmp_path):
     with pytest.raises(D.MissingDataError, match="absent.npz does not exist"):
-        D.load_split(tmp_path / "absent.npz", "train")
+        artifacts.load_split(tmp_path / "absent.npz", "train")
     np.savez(tmp_path / "o.npz", x=np.zeros((2, 1, 4, 4), np.uint8))
-    assert D.load_split(tmp_path / "o.npz", "x").shape == (2, 1, 4, 4)
+    assert artifacts.load_split(tmp_path / "o.npz", "x").shape == (2, 1, 4, 4)
     with pytest.raises(D.SplitKeyError, match=r"o.npz has no array 'valid'.*\['x'\]"):
-        D.load_split(tmp_path / "o.npz", "valid")
+        artifacts.load_split(tmp_path / "o.npz", "valid")
 
 
 # ---------------------------------------------------------------------------------------------- OoD sets
 def test_ood_flips_and_mnist(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("fmnist") + D.ood_files("mnist"), mirror, tmp_path / "raw")
     test = D.read_idx(raw / "fashion-mnist" / FMNIST_TEST)
-    h = D.build_ood_set("fmnist_hflip", raw, tmp_path / "h.npz")["x"]
-    v = D.build_ood_set("fmnist_vflip", raw, tmp_path / "v.npz")["x"]
+    h = stage_data.run_build_ood_set("fmnist_hflip", raw, tmp_path / "h.npz")["x"]
+    v = stage_data.run_build_ood_set("fmnist_vflip", raw, tmp_path / "v.npz")["x"]
     np.testing.assert_array_equal(h[:, 0], test[:, :, ::-1])
     np.testing.assert_array_equal(v[:, 0], test[:, ::-1, :])
     assert h[0, 0, 0, 0] == test[0, 0, -1] and v[0, 0, 0, 0] == test[0, -1, 0]
-    m = D.build_ood_set("mnist", raw, tmp_path / "m.npz")
+    m = stage_data.run_build_ood_set("mnist", raw, tmp_path / "m.npz")
     np.testing.assert_array_equal(m["x"][:, 0], D.read_idx(raw / "mnist" / FMNIST_TEST))
-    assert D.load_split(tmp_path / "m.npz", "y").shape == (32,)
+    assert artifacts.load_split(tmp_path / "m.npz", "y").shape == (32,)
 
 
 def test_omniglot_inverted_28x28(mirror, tmp_path):
     raw = fetch_all(D.ood_files("omniglot"), mirror, tmp_path / "raw")
-    out = D.build_ood_set("omniglot", raw, tmp_path / "o.npz", omniglot_count=50)
+    out = stage_data.run_build_ood_set("omniglot", raw, tmp_path / "o.npz", omniglot_count=50)
     x, y = out["x"], out["y"]
     assert x.shape == (50, 1, 28, 28) and x.dtype == np.uint8
     np.testing.assert_array_equal(y[:25], [0] * 20 + [1] * 5)  # character-major order
@@ -231,7 +234,7 @@ def test_omniglot_inverted_28x28(mirror, tmp_path):
     ink = D.omniglot_to_28(np.zeros((1, 105, 105), bool))
     assert (blank == 0).all() and (ink == 255).all()
     with pytest.raises(D.DataError, match="data.omniglot_count = 81"):
-        D.build_ood_set("omniglot", raw, tmp_path / "o2.npz", omniglot_count=81)
+        stage_data.run_build_ood_set("omniglot", raw, tmp_path / "o2.npz", omniglot_count=81)
 
 
 # ---------------------------------------------------------------------------------------------- CelebA
@@ -247,7 +250,7 @@ def test_celeba_crop_and_resize():
 
 def test_celeba_preprocess_sorted_official_split(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("celeba"), mirror, tmp_path / "raw")
-    arrays = D.preprocess("celeba", raw, tmp_path / "celeba.npz", celeba_size=8, celeba_resample="bilinear")
+    arrays = stage_data.run_preprocess_dataset("celeba", raw, tmp_path / "celeba.npz", celeba_size=8, celeba_resample="bilinear")
     assert {k: v.shape for k, v in arrays.items()} == {
         "x_train": (6, 3, 8, 8), "x_valid": (3, 3, 8, 8), "x_test": (3, 3, 8, 8)}
     red = np.concatenate([arrays[k][:, 0].mean(axis=(1, 2)) for k in ("x_train", "x_valid", "x_test")])
@@ -261,7 +264,7 @@ def test_celeba_partition_mismatch(tmp_path, monkeypatch):
     monkeypatch.setenv("PAE_DATA_CHECKSUMS", str(write_checksums(tmp_path / "m", tmp_path / "c.json")))
     raw = fetch_all(D.dataset_files("celeba"), tmp_path / "m", tmp_path / "raw")
     with pytest.raises(D.DataError, match="1 listed images missing"):
-        D.preprocess("celeba", raw, tmp_path / "c.npz")
+        stage_data.run_preprocess_dataset("celeba", raw, tmp_path / "c.npz")
     assert not (tmp_path / "c.npz").exists()
 
 
@@ -269,29 +272,29 @@ def test_celeba_partition_mismatch(tmp_path, monkeypatch):
 @pytest.mark.parametrize("scale", [255, 256])
 def test_to_model_input_ranges(scale):
     x = np.array([0, 1, 128, 254, 255], np.uint8)
-    plain = D.to_model_input(x, scale=scale)
+    plain = to_model_input(x, scale=scale)
     assert plain.dtype == torch.float32
     assert plain[0] == -0.5 and plain[-1] == pytest.approx(255 / scale - 0.5)
     big = torch.tensor([0, 255], dtype=torch.uint8).repeat(5000)
     g = torch.Generator().manual_seed(0)
-    deq = D.to_model_input(big, scale=scale, dequantize=True, generator=g)
+    deq = to_model_input(big, scale=scale, dequantize=True, generator=g)
     assert deq.min() >= -0.5 and deq.max() < 256 / scale - 0.5
     assert deq[big == 0].max() < -0.5 + 1 / scale and deq[big == 255].min() >= 255 / scale - 0.5
-    noise = (deq - D.to_model_input(big, scale=scale)) * scale  # the U(0,1) draws
+    noise = (deq - to_model_input(big, scale=scale)) * scale  # the U(0,1) draws
     assert abs(noise.mean() - 0.5) < 0.02 and abs(noise.std() - 12**-0.5) < 0.02
-    again = D.to_model_input(big, scale=scale, dequantize=True, generator=torch.Generator().manual_seed(0))
+    again = to_model_input(big, scale=scale, dequantize=True, generator=torch.Generator().manual_seed(0))
     assert torch.equal(deq, again)
 
 
 @pytest.mark.parametrize("scale", [255, 256])
 def test_to_uint8_inverts(scale):
     x = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
-    np.testing.assert_array_equal(D.to_uint8(D.to_model_input(x, scale=scale), scale=scale), x)
-    assert D.to_uint8(np.array([-3.0, 3.0]), scale).tolist() == [0, 255]
-    with pytest.raises(D.DataError, match="1 non-finite"):
-        D.to_uint8(torch.tensor([0.0, float("nan")]), scale)
-    with pytest.raises(D.DataError, match="expects integer pixel values"):
-        D.to_model_input(np.zeros(3, np.float32))
+    np.testing.assert_array_equal(to_uint8(to_model_input(x, scale=scale), scale=scale), x)
+    assert to_uint8(np.array([-3.0, 3.0]), scale).tolist() == [0, 255]
+    with pytest.raises(ImageError, match="1 non-finite"):
+        to_uint8(torch.tensor([0.0, float("nan")]), scale)
+    with pytest.raises(ImageError, match="expects integer pixel values"):
+        to_model_input(np.zeros(3, np.float32))
 
 
 def test_class_images_helper_is_learnable():
@@ -319,5 +322,5 @@ def test_real_mirror(real_mirror, tmp_path, monkeypatch):
     assert images.shape == (13180, 105, 105) and labels.max() == 658
     om = D.omniglot_to_28(images[:100])
     assert om.shape == (100, 1, 28, 28) and om.min() == 0 and om.mean() < 60
-    t = D.to_model_input(x[:1000], scale=255)
+    t = to_model_input(x[:1000], scale=255)
     assert t.min() == -0.5 and t.max() == 0.5

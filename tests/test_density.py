@@ -136,7 +136,7 @@ def tiny_pae() -> tuple[AutoEncoder, torch.nn.Module]:
 
 
 def test_image_scores_definitions(tiny_pae) -> None:
-    from pae.data import to_model_input
+    from pae.images import to_model_input
 
     ae, flow = tiny_pae
     x = np.random.default_rng(1).integers(0, 256, size=(7, 1, 28, 28), dtype=np.uint8)

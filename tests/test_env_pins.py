@@ -1,4 +1,4 @@
-"""envs/pae.yaml (conda) mirrors the pip pins of requirements.lock for pyproject's direct dependencies."""
+"""workflow/envs/pae.yaml (conda) mirrors the pip pins of requirements.lock for pyproject's direct dependencies."""
 
 from __future__ import annotations
 
@@ -34,18 +34,18 @@ def _lock_pins(repo: Path) -> dict[str, str]:
 
 
 def _env(repo: Path) -> dict:
-    return yaml.safe_load((repo / "envs" / "pae.yaml").read_text())
+    return yaml.safe_load((repo / "workflow" / "envs" / "pae.yaml").read_text())
 
 
 def _env_pip_pins(env: dict) -> dict[str, str]:
     pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
-    assert len(pip_sections) == 1, "envs/pae.yaml needs exactly one `pip:` section"
+    assert len(pip_sections) == 1, "workflow/envs/pae.yaml needs exactly one `pip:` section"
     pins: dict[str, str] = {}
     for entry in pip_sections[0]:
         match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s=<>!~;]+)", entry.strip())
-        assert match, f"envs/pae.yaml pip entry '{entry}' is not an exact 'name==version' pin"
+        assert match, f"workflow/envs/pae.yaml pip entry '{entry}' is not an exact 'name==version' pin"
         name = canonicalize_name(match.group(1))
-        assert name not in pins, f"envs/pae.yaml pins '{name}' twice"
+        assert name not in pins, f"workflow/envs/pae.yaml pins '{name}' twice"
         pins[name] = match.group(2)
     return pins
 
@@ -69,16 +69,16 @@ def test_env_pins_equal_lock_pins_of_direct_dependencies(repo_root: Path) -> Non
     env_pins = _env_pip_pins(_env(repo_root))
     missing = sorted(set(expected) - set(env_pins))
     extra = sorted(set(env_pins) - set(expected))
-    assert not missing, f"direct dependencies pinned in requirements.lock but not in envs/pae.yaml: {missing}"
-    assert not extra, f"envs/pae.yaml pins packages that are not direct dependencies in pyproject: {extra}"
+    assert not missing, f"direct dependencies pinned in requirements.lock but not in workflow/envs/pae.yaml: {missing}"
+    assert not extra, f"workflow/envs/pae.yaml pins packages that are not direct dependencies in pyproject: {extra}"
     differ = {n: (env_pins[n], expected[n]) for n in expected if env_pins[n] != expected[n]}
-    assert not differ, f"envs/pae.yaml vs requirements.lock versions differ (env, lock): {differ}"
+    assert not differ, f"workflow/envs/pae.yaml vs requirements.lock versions differ (env, lock): {differ}"
 
 
 def test_env_python_matches_requires_python(repo_root: Path) -> None:
     env = _env(repo_root)
     pythons = [d for d in env["dependencies"] if isinstance(d, str) and re.match(r"python\s*[=<>]", d)]
-    assert len(pythons) == 1, "envs/pae.yaml must pin python exactly once (e.g. python=3.11)"
+    assert len(pythons) == 1, "workflow/envs/pae.yaml must pin python exactly once (e.g. python=3.11)"
     version = re.search(r"(\d+\.\d+)", pythons[0]).group(1)
     requires = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["requires-python"]
     assert Version(version) in SpecifierSet(requires), f"{pythons[0]} violates requires-python {requires}"
@@ -87,9 +87,9 @@ def test_env_python_matches_requires_python(repo_root: Path) -> None:
 
 def test_post_deploy_script_installs_the_package(repo_root: Path) -> None:
     # Snakemake runs <env>.post-deploy.sh (same stem as the env file) after creating the environment.
-    script = repo_root / "envs" / "pae.post-deploy.sh"
+    script = repo_root / "workflow" / "envs" / "pae.post-deploy.sh"
     if not script.exists():
-        pytest.fail("envs/pae.post-deploy.sh is missing: the conda env would lack the `pae` package")
+        pytest.fail("workflow/envs/pae.post-deploy.sh is missing: the conda env would lack the `pae` package")
     text = script.read_text()
     assert text.startswith("#!"), "post-deploy script needs a shebang (Snakemake picks the interpreter)"
     assert re.search(r"pip install .*--no-deps.*-e ", text), "post-deploy must pip install -e the checkout"

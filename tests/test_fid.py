@@ -11,15 +11,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from pae import fid
-from pae.classifier import (
-    DomainClassifier,
-    accuracy,
-    fit_classifier,
-    load_classifier,
-    run_train_classifier,
-    save_classifier,
-)
+from pae import artifacts, features, metrics
+from pae.artifacts import load_classifier, save_model
+from pae.classifier import DomainClassifier, accuracy, fit_classifier
+from pae.stages import fid as fid_stage
+from pae.stages.fid import run_train_classifier
 
 # --------------------------------------------------------------------------------------------------------
 # Fréchet distance
@@ -30,9 +26,9 @@ def test_frechet_distance_diagonal_closed_form():
     mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
     v1, v2 = rng.uniform(0.1, 2, 5), rng.uniform(0.1, 2, 5)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
-    got = fid.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
+    got = metrics.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
     assert got == pytest.approx(expected, rel=1e-10)
-    assert fid.frechet_distance(mu2, np.diag(v2), mu1, np.diag(v1)) == pytest.approx(expected, rel=1e-10)
+    assert metrics.frechet_distance(mu2, np.diag(v2), mu1, np.diag(v1)) == pytest.approx(expected, rel=1e-10)
 
 
 def test_frechet_distance_matches_sqrtm_for_full_covariances():
@@ -42,26 +38,26 @@ def test_frechet_distance_matches_sqrtm_for_full_covariances():
     mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
-    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+    assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
 
 
 def test_frechet_distance_zero_on_identical_sets_and_safe_when_rank_deficient():
     feats = np.random.default_rng(2).normal(size=(10, 32))  # 10 samples in 32-d: singular covariance
-    mu, cov = fid.feature_statistics(feats)
+    mu, cov = metrics.feature_statistics(feats)
     assert cov.shape == (32, 32) and np.linalg.matrix_rank(cov) < 32
-    assert fid.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
-    other = fid.feature_statistics(feats[:, ::-1] + 1.0)
-    d = fid.frechet_distance(mu, cov, *other)
+    assert metrics.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    other = metrics.feature_statistics(feats[:, ::-1] + 1.0)
+    d = metrics.frechet_distance(mu, cov, *other)
     assert np.isfinite(d) and d > 0
 
 
 def test_frechet_distance_rejects_bad_input():
     with pytest.raises(ValueError, match="shape mismatch"):
-        fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="NaN"):
-        fid.frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
+        metrics.frechet_distance(np.array([np.nan, 0]), np.eye(2), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="N >= 2"):
-        fid.feature_statistics(np.zeros((1, 4)))
+        metrics.feature_statistics(np.zeros((1, 4)))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -73,31 +69,31 @@ def test_minmax_normalisation_per_image_and_grayscale_to_rgb():
     x[0] = np.arange(16).reshape(4, 4) + 10  # 10..25
     x[1] = 7  # constant image
     x[2, 0, 0, 0] = 255
-    out = fid.normalize_images(x, "minmax")
+    out = features.normalize_images(x, "minmax")
     assert out.shape == (3, 3, 4, 4) and out.dtype == torch.float32
     assert out[0].min() == 0 and out[0].max() == 1
     assert torch.allclose(out[0, 0], (torch.arange(16.0).reshape(4, 4)) / 15)
     assert torch.equal(out[0, 0], out[0, 2])  # channel copies
     assert torch.all(out[1] == 0)
     assert out[2].max() == 1 and out[2].min() == 0
-    plain = fid.normalize_images(x, "none")
+    plain = features.normalize_images(x, "none")
     assert torch.allclose(plain[0, 0], torch.from_numpy(x[0, 0]).float() / 255)
     with pytest.raises(ValueError, match="fid.normalize"):
-        fid.normalize_images(x, "zscore")
+        features.normalize_images(x, "zscore")
 
 
 def test_reconstruction_error_definitions():
     x = np.zeros((2, 1, 2, 2))
     x_hat = np.zeros_like(x)
     x_hat[0] = 0.2  # image 0 off by 0.2 everywhere, image 1 exact
-    e = fid.reconstruction_errors(x, x_hat)
+    e = features.reconstruction_errors(x, x_hat)
     assert e["mse_per_pixel"] == pytest.approx(0.02)
     assert e["rms_per_pixel"] == pytest.approx(np.sqrt(0.02))
     assert e["mae_per_pixel"] == pytest.approx(0.1)
     assert e["mean_image_rms"] == pytest.approx(0.1)
     assert e["mean_pixel_sigma"] == pytest.approx(np.sqrt(0.02))
     with pytest.raises(ValueError, match="shape"):
-        fid.reconstruction_errors(x, x_hat[:1])
+        features.reconstruction_errors(x, x_hat[:1])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -125,29 +121,29 @@ def random_inception_state():
 
 @pytest.fixture
 def fake_weights(tmp_path, monkeypatch, random_inception_state):
-    path = tmp_path / fid.INCEPTION_FILENAME
+    path = tmp_path / artifacts.INCEPTION_FILENAME
     path.write_bytes(b"stand-in; the loader is mocked")
-    monkeypatch.setattr(fid, "_read_state_dict", lambda p: random_inception_state)
+    monkeypatch.setattr(artifacts, "_read_state_dict", lambda p: random_inception_state)
     return path
 
 
 def test_inception_features_offline(fake_weights):
-    net, info = fid.load_inception(str(fake_weights))
+    net, info = artifacts.load_inception(str(fake_weights))
     assert info["weights"] == str(fake_weights) and info["matches_pytorch_fid"] is False
-    ext = fid.InceptionExtractor(net, "minmax")
+    ext = features.InceptionExtractor(net, "minmax")
     k = np.random.default_rng(0).integers(0, 128, size=(2, 1, 28, 28))
     x = (2 * k).astype(np.uint8)
-    feats = fid.extract_features(x, ext, batch_size=2)
+    feats = features.extract_features(x, ext, batch_size=2)
     assert feats.shape == (2, 2048) and np.all(np.isfinite(feats)) and np.all(feats >= 0)
     # min–max normalisation: an affine change of intensities (here x/2 + 10) leaves the features unchanged
-    np.testing.assert_allclose(fid.extract_features((k + 10).astype(np.uint8), ext, 1), feats, rtol=1e-5)
+    np.testing.assert_allclose(features.extract_features((k + 10).astype(np.uint8), ext, 1), feats, rtol=1e-5)
 
 
 def test_build_extractors_unavailable_and_missing_file(tmp_path):
-    ext, status, info = fid.build_extractors(None, "unavailable: no weights here")
+    ext, status, info = fid_stage.build_extractors(None, "unavailable: no weights here")
     assert ext == {} and status == {"inception": "unavailable: no weights here"}
     with pytest.raises(FileNotFoundError, match="fid.inception_weights"):
-        fid.load_inception(str(tmp_path / "nope.pth"))
+        artifacts.load_inception(str(tmp_path / "nope.pth"))
 
 
 def test_failed_download_is_unavailable_not_an_error(monkeypatch):
@@ -155,22 +151,22 @@ def test_failed_download_is_unavailable_not_an_error(monkeypatch):
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    ext, status, _ = fid.build_extractors(None, "download")
+    ext, status, _ = fid_stage.build_extractors(None, "download")
     assert "inception" not in ext
     assert status["inception"] == "unavailable: weights download failed (URLError)"
 
 
 def test_inception_weights_source(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    src = fid.inception_weights_source(None, allow_download=False)
+    src = artifacts.inception_weights_source(None, allow_download=False)
     assert src == "unavailable: no Inception weights (offline)"
-    assert fid.inception_weights_source(None, allow_download=True) == "download"
-    assert fid.inception_weights_source("/some/file.pth") == "/some/file.pth"
-    cached = tmp_path / "hub" / "checkpoints" / fid.INCEPTION_FILENAME
+    assert artifacts.inception_weights_source(None, allow_download=True) == "download"
+    assert artifacts.inception_weights_source("/some/file.pth") == "/some/file.pth"
+    cached = tmp_path / "hub" / "checkpoints" / artifacts.INCEPTION_FILENAME
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"x")
-    assert fid.inception_weights_source(None) == str(cached)
-    assert fid.torch_hub_dir() == tmp_path / "hub" == __import__("pathlib").Path(torch.hub.get_dir())
+    assert artifacts.inception_weights_source(None) == str(cached)
+    assert artifacts.torch_hub_dir() == tmp_path / "hub" == __import__("pathlib").Path(torch.hub.get_dir())
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -194,9 +190,9 @@ def test_classifier_learns_separable_toy_set_and_round_trips(tmp_path):
     model, history = fit_classifier(x, y, epochs=3, seed=0, batch_size=32, log=lambda s: None)
     assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
     assert accuracy(model, xt, yt) >= 0.95
-    save_classifier(tmp_path / "c.pt", model, {"test_accuracy": 1.0})
+    save_model(tmp_path / "c.pt", model, {"test_accuracy": 1.0})
     again, meta = load_classifier(tmp_path / "c.pt")
-    ext1, ext2 = fid.DomainExtractor(model), fid.DomainExtractor(again)
+    ext1, ext2 = features.DomainExtractor(model), features.DomainExtractor(again)
     assert ext1.dim == 128 and meta["test_accuracy"] == 1.0
     np.testing.assert_array_equal(ext1(xt[:5]), ext2(xt[:5]))
     # same seed → same classifier
@@ -224,7 +220,8 @@ def test_classifier_bad_inputs(tmp_path):
 
 @pytest.fixture
 def tiny_run(tmp_path):
-    from pae.nets import AutoEncoder, save_model
+    from pae.artifacts import save_model
+    from pae.nets import AutoEncoder
 
     x, y = _toy_set(60, 3, hw=28)
     xt, yt = _toy_set(30, 4, hw=28)
@@ -244,12 +241,12 @@ def test_fid_reference_and_scores(tiny_run):
     settings = {"batch_size": 16, "normalize": "minmax", "scale": 255, "count": 25, "device": "cpu",
                 "dataset": "fmnist", "K": "4", "seed": "0"}
     unavailable = "unavailable: test has no weights"
-    summary = fid.run_fid_reference(t / "fmnist.npz", t / "clf.pt", unavailable, t / "ref.npz", settings)
+    summary = fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", unavailable, t / "ref.npz", settings)
     assert summary["inception_status"] == unavailable and summary["domain_floor_fid"] >= 0
-    ref = fid.load_reference(t / "ref.npz")
+    ref = artifacts.load_reference(t / "ref.npz")
     assert ref["n_reference"] == 30 and ref["domain"]["mu"].shape == (128,)
 
-    ae = fid.run_fid_scores("ae", t / "ae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
+    ae = fid_stage.run_fid_scores("ae", t / "ae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
                             unavailable, t / "ae.json", settings, network=t / "ae.pt")
     assert ae["sample_fid"]["inception"] == unavailable
     assert ae["sample_fid"]["domain"] > 0 and ae["reconstruction_fid"]["domain"] > 0
@@ -258,7 +255,7 @@ def test_fid_reference_and_scores(tiny_run):
     assert err["rms_per_pixel"] == pytest.approx(np.sqrt(err["mse_per_pixel"]))
     assert json.loads((t / "ae.json").read_text()) == json.loads(json.dumps(ae))
 
-    pae = fid.run_fid_scores("pae", t / "pae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
+    pae = fid_stage.run_fid_scores("pae", t / "pae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
                              unavailable, t / "pae.json", settings, ae_scores=t / "ae.json")
     assert pae["reconstructions_of"] == "ae" and pae["reconstruction_fid"] == ae["reconstruction_fid"]
     # test images as "samples" are far closer to the test statistics than uniform noise
@@ -268,9 +265,9 @@ def test_fid_reference_and_scores(tiny_run):
 def test_fid_scores_rejects_wrong_samples(tiny_run, tmp_path):
     t = tiny_run
     settings = {"batch_size": 16, "normalize": "minmax", "scale": 255, "count": 25, "device": "cpu"}
-    fid.run_fid_reference(t / "fmnist.npz", t / "clf.pt", "unavailable: x", t / "ref.npz", settings)
+    fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", "unavailable: x", t / "ref.npz", settings)
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 1, 28, 28), np.float32))
     with pytest.raises(ValueError, match="bad.npz"):
-        fid.run_fid_scores("ae", tmp_path / "bad.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
+        fid_stage.run_fid_scores("ae", tmp_path / "bad.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
                            "unavailable: x", tmp_path / "out.json", settings, network=t / "ae.pt")
     assert not (tmp_path / "out.json").exists()

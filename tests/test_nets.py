@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pae.nets import VAE, AutoEncoder, FixedAffineNorm, forward_flops, load_model, save_model
+from pae.artifacts import load_model, save_model
+from pae.nets import VAE, AutoEncoder, FixedAffineNorm, forward_flops
 
 
 @pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 64, 64)])
@@ -134,7 +135,7 @@ def test_load_model_errors(tmp_path) -> None:
         load_model(bad)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(ValueError, match="not a model written by pae.nets.save_model"):
+    with pytest.raises(ValueError, match="not a model written by pae.artifacts"):
         load_model(other)
 
 

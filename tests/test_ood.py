@@ -11,28 +11,26 @@ import pytest
 import torch
 
 from pae import io
-from pae.flows import build_flow, save_flow
-from pae.nets import VAE, AutoEncoder, save_model
-from pae.ood import (
-    OOD_SETS,
+from pae.artifacts import load_scores, save_flow, save_model
+from pae.catalog import OOD_SETS
+from pae.flows import build_flow
+from pae.metrics import aupr, auroc, fpr_at_tpr, tp_fp_rates, tp_fp_ratio
+from pae.nets import VAE, AutoEncoder
+from pae.stages.figures import fig5_ratios
+from pae.stages.ood import (
     TABLE2_ROWS,
-    aupr,
-    auroc,
-    fig5_ratios,
-    fpr_at_tpr,
-    load_scores,
+    run_make_table2,
     run_ood_scores,
-    run_table2,
     run_vae_scores,
     score_generator,
+    subset_index,
+)
+from pae.stages.rules import (
     score_rule_inputs,
     score_rule_runtime,
     score_rule_settings,
-    subset_index,
     table2_inputs,
     table2_plan,
-    tp_fp_rates,
-    tp_fp_ratio,
 )
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -221,8 +219,8 @@ def test_vae_score_part(tiny_run, tmp_path) -> None:
     other = _vae_run(tiny_run, tmp_path / "v3.npz", seed=1, iwae_count=10)
     assert not np.array_equal(other["iwae__mnist"], out["iwae__mnist"])
     # one batch: exactly pae.vae.vae_scores on the subset, with the set's own generator (test = set 0)
-    from pae.data import to_model_input
-    from pae.nets import load_model
+    from pae.artifacts import load_model
+    from pae.images import to_model_input
 
     model, _ = load_model(tiny_run / "vae.pt")
     x = np.load(tiny_run / "omniglot.npz")["x"][subset_index(16, 10)]
@@ -253,7 +251,7 @@ def test_vae_score_errors_write_nothing(tiny_run, tmp_path) -> None:
 def _config(**ood):
     import yaml
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
     config["ood"] |= ood
     return config
 
@@ -316,7 +314,7 @@ def test_table2(tmp_path) -> None:
     ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "laplace": 64, "elbo": 32, "iwae": 32}
     settings = {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None,
                 "iwae_samples": 100, "iwae_count": 500, "vae_sigma": 0.01}
-    table = run_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, log=lambda s: None)
+    table = run_make_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, log=lambda s: None)
     csv = pd.read_csv(tmp_path / "t.csv")
     assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP",
                                                "Laplace log p(x) (Eq. 11)", "VAE ELBO", "VAE IWAE"]
@@ -342,15 +340,16 @@ def test_table2(tmp_path) -> None:
     assert "| VAE IWAE |" in main and "| VAE IWAE |" in extra and f"{dens['aupr']:.3f} / {dens['fpr95']:.3f}" in extra
     assert "AE reconstruction error K = 4" in md and "k = 100" in md and "on 500 evenly spaced images" in md
     # a run may leave rows out: only those listed, in the order given
-    run_table2({"iwae": files["iwae"], "recon": files["recon"]}, tmp_path / "u.csv", tmp_path / "u.md", ks, settings,
+    run_make_table2({"iwae": files["iwae"], "recon": files["recon"]}, tmp_path / "u.csv", tmp_path / "u.md", ks, settings,
                log=lambda s: None)
     assert list(dict.fromkeys(pd.read_csv(tmp_path / "u.csv")["row"])) == ["VAE IWAE", "AE reconstruction error"]
     with pytest.raises(ValueError, match="unknown Table 2 row"):
-        run_table2({"waic": files["recon"]}, tmp_path / "w.csv", tmp_path / "w.md", ks, settings)
+        run_make_table2({"waic": files["recon"]}, tmp_path / "w.csv", tmp_path / "w.md", ks, settings)
 
 
 def test_fig5(tmp_path) -> None:
     from pae.figures import fig5
+    from pae.stages.common import save_figure
 
     recon = {K: [_fake_scores(tmp_path / f"r{K}_{s}.npz", "recon", K, s, 8.0 / K) for s in (0, 1)] for K in (4, 8)}
     dens = {K: [_fake_scores(tmp_path / f"d{K}_{s}.npz", "density", K, s, K / 2.0) for s in (0, 1)] for K in (4, 8)}
@@ -368,7 +367,7 @@ def test_fig5(tmp_path) -> None:
     assert (ratios["tpr"] >= 0.95).all() and (ratios["tpr_in_positive"] >= 0.95).all()
     ratios.loc[0, "ratio"] = math.inf  # an unbounded ratio is drawn at its bound
     images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
-    paths = fig5(images, {4: images, 8: images}, ratios, 0.05, tmp_path / "fig5")
+    paths = save_figure(fig5(images, {4: images, 8: images}, ratios, 0.05), tmp_path / "fig5")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -377,6 +376,7 @@ def test_fig5_single_seed_ratios_draw(tmp_path) -> None:
     import pandas as pd
 
     from pae.figures import fig5
+    from pae.stages.common import save_figure
 
     values = [9.635, 13.75, 8.282, 4.002, 1.279, 1.751, 19.31, 53.37]  # ratios that once broke errorbar
     ratios = pd.DataFrame({
@@ -384,24 +384,24 @@ def test_fig5_single_seed_ratios_draw(tmp_path) -> None:
         "K": [4, 8, 16, 32] * 2, "seed": [0] * 8, "ratio": values, "n_in": [10000] * 8,
     })
     images = np.random.default_rng(0).integers(0, 256, size=(3, 1, 28, 28), dtype=np.uint8)
-    paths = fig5(images, {K: images for K in (4, 8, 16, 32)}, ratios, 0.05, tmp_path / "fig5")
+    paths = save_figure(fig5(images, {K: images for K in (4, 8, 16, 32)}, ratios, 0.05), tmp_path / "fig5")
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
 def test_run_fig5_writes_both_conventions(tiny_run, tmp_path, monkeypatch) -> None:
-    import pae.figures
-    from pae.ood import FIG5_COLUMNS, run_fig5
+    import pae.stages.figures
+    from pae.stages.figures import FIG5_COLUMNS, run_fig5
 
     recon = {K: [_fake_scores(tmp_path / f"r{K}.npz", "recon", K, 0, 1.0)] for K in (4, 8)}
     dens = {K: [_fake_scores(tmp_path / f"d{K}.npz", "density", K, 0, 2.0)] for K in (4, 8)}
     labels = []
-    save = pae.figures.save_figure
+    save = pae.stages.figures.save_figure
 
     def capture(fig, stem):
         labels.extend(ax.get_ylabel() + " | " + ax.get_title() for ax in fig.axes if ax.get_ylabel())
         return save(fig, stem)
 
-    monkeypatch.setattr(pae.figures, "save_figure", capture)
+    monkeypatch.setattr(pae.stages.figures, "save_figure", capture)
     ratios = run_fig5({4: tiny_run / "ae.pt", 8: tiny_run / "ae.pt"}, recon, dens, tiny_run / "mnist.npz",
                       tmp_path / "fig5", n_images=3, device="cpu", log=lambda s: None)
     csv = pd.read_csv(tmp_path / "fig5.csv")

@@ -22,7 +22,7 @@ MIRROR = {"n_train": 232, "n_test": 64}
 
 def snakemake_cmd(repo: Path, workdir: Path, *args: str, cores: int = 2, overlay: Path | None = None) -> list[str]:
     configs = [str(repo / "config" / "test.yaml")] + ([str(overlay)] if overlay else [])
-    return [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+    return [sys.executable, "-m", "snakemake", "-s", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
             "--cores", str(cores), *args, "--configfile", *configs]
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pae.data as D
+from pae import artifacts
 from synthetic import synthetic_env
 
 CORRUPTED = "fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 
 def run_data(repo: Path, workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(repo / "config" / "test.yaml"), "--cores", "1", "data"]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -34,9 +34,9 @@ def test_data_stage_on_synthetic_mirror(repo_root, tmp_path):
         shapes = {k: npz[k].shape for k in npz.files}
     assert shapes == {"x_train": (24, 1, 28, 28), "y_train": (24,), "x_valid": (40, 1, 28, 28),
                       "y_valid": (40,), "x_test": (32, 1, 28, 28), "y_test": (32,)}
-    assert D.load_split(processed / "ood" / "omniglot.npz", "x").shape == (60, 1, 28, 28)  # omniglot_count 60
+    assert artifacts.load_split(processed / "ood" / "omniglot.npz", "x").shape == (60, 1, 28, 28)  # omniglot_count 60
     for name in ("mnist", "fmnist_hflip", "fmnist_vflip"):
-        x = D.load_split(processed / "ood" / f"{name}.npz", "x")
+        x = artifacts.load_split(processed / "ood" / f"{name}.npz", "x")
         assert x.shape == (32, 1, 28, 28) and x.dtype == np.uint8
     log = (work / "results" / "test" / "logs" / "fetch_raw" / CORRUPTED).with_suffix(".gz.log")
     assert f"copied from mirror {tmp_path / 'mirror' / CORRUPTED}" in log.read_text()

@@ -209,7 +209,7 @@ def test_profile_dry_run_real_workflow_table2(tmp_path: Path, repo_root: Path) -
             "--profile",
             str(repo_root / "profiles" / "slurm"),
             "--snakefile",
-            str(repo_root / "Snakefile"),
+            str(repo_root / "workflow" / "Snakefile"),
             "--configfile",
             str(repo_root / "config" / "test.yaml"),
             "--directory",

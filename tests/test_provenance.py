@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pae import provenance as pv
+from pae.stages import provenance as pv
 
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -34,7 +34,7 @@ def test_config_hash_is_order_independent_and_deterministic() -> None:
     assert h == pv.config_hash(b)
     assert len(h) == 16 and int(h, 16) >= 0
     # the same value in another process (no dependence on PYTHONHASHSEED or dict insertion order)
-    code = f"from pae.provenance import config_hash; print(config_hash({b!r}))"
+    code = f"from pae.stages.provenance import config_hash; print(config_hash({b!r}))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == h
 
@@ -154,12 +154,12 @@ def test_devices_from_metrics(tmp_path: Path) -> None:
     assert pv.devices_from_metrics(tmp_path) == {"cuda:NVIDIA H100": ["fmnist/K4/seed0/ae_metrics.json"]}
 
 
-def test_write_provenance_json_and_markdown(tmp_path: Path) -> None:
+def test_run_provenance_json_and_markdown(tmp_path: Path) -> None:
     table = tmp_path / "table2.csv"
     table.write_text("outlier,auroc\nmnist,0.99\n")
     _bench(tmp_path / "benchmarks" / "train_ae" / "fmnist_K4_seed0.tsv", 3725.0)
     config = {"outdir": str(tmp_path), "ae": {"epochs": 1}}
-    prov = pv.write_provenance(
+    prov = pv.run_provenance(
         tmp_path / "table2.provenance.json",
         tmp_path / "table2.provenance.md",
         config=config,
@@ -194,7 +194,7 @@ def test_provenance_rule_runs_in_a_minimal_workflow(tmp_path: Path, repo_root: P
         textwrap.dedent(
             f"""
             config["outdir"] = "res"
-            OUT, LOGS, BENCH, ENV = "res", "res/logs", "res/benchmarks", "../../envs/pae.yaml"
+            OUT, LOGS, BENCH, ENV = "res", "res/logs", "res/benchmarks", "../envs/pae.yaml"
 
             include: "{rules}"
 

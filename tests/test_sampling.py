@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from pae import sampling
-from pae.data import DataError
-from pae.flows import build_flow, save_flow
-from pae.nets import VAE, AutoEncoder, save_model
+from pae.artifacts import save_flow, save_model
+from pae.catalog import SAMPLE_KINDS
+from pae.flows import build_flow
+from pae.images import ImageError
+from pae.nets import VAE, AutoEncoder
+from pae.stages import baselines as stage_baselines
 
 K = 4
 SHAPE = (1, 8, 8)
@@ -96,7 +99,7 @@ def test_reconstructions(ae, images) -> None:
     xin = torch.from_numpy(images.astype(np.float32) / 255 - 0.5)
     with torch.no_grad():
         assert np.allclose(x, ae.decode(ae.encode(xin)).numpy(), atol=1e-5)
-    with pytest.raises(DataError, match="uint8"):
+    with pytest.raises(ImageError, match="uint8"):
         sampling.reconstructions(ae, images.astype(np.float32), 255)
 
 
@@ -117,7 +120,7 @@ def test_interpolation_endpoints(ae, images) -> None:
         sampling.interpolate(ae, images[0], images[1], 1)
 
 
-@pytest.mark.parametrize("model", sampling.MODELS)
+@pytest.mark.parametrize("model", SAMPLE_KINDS)
 def test_run_sample_model(model: str, ae, flow, images, tmp_path) -> None:
     save_model(tmp_path / "ae.pt", ae, {"seed": 0})
     save_flow(tmp_path / "flow.pt", flow, {})
@@ -127,7 +130,7 @@ def test_run_sample_model(model: str, ae, flow, images, tmp_path) -> None:
     inputs = {"model": str(tmp_path / "ae.pt"), "flow": str(tmp_path / "flow.pt"),
               "data": str(tmp_path / "fmnist.npz")}
     out = tmp_path / "samples" / f"{model}.npz"
-    info = sampling.run_sample_model(model, inputs, out, count=6, seed=0, scale=255, device="cpu")
+    info = stage_baselines.run_sample_model(model, inputs, out, count=6, seed=0, scale=255, device="cpu")
     with np.load(out) as f:
         x = f["x"]
     assert x.shape == (6, *SHAPE) and x.dtype == np.uint8 and info["count"] == 6
@@ -139,9 +142,9 @@ def test_run_sample_model(model: str, ae, flow, images, tmp_path) -> None:
 
 def test_run_sample_model_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown sample model"):
-        sampling.run_sample_model("gan", {}, tmp_path / "x.npz", count=2, seed=0, scale=255, device="cpu")
+        stage_baselines.run_sample_model("gan", {}, tmp_path / "x.npz", count=2, seed=0, scale=255, device="cpu")
     with pytest.raises(FileNotFoundError, match="ae.pt"):
-        sampling.run_sample_model("ae", {"model": str(tmp_path / "ae.pt")}, tmp_path / "x.npz", count=2,
+        stage_baselines.run_sample_model("ae", {"model": str(tmp_path / "ae.pt")}, tmp_path / "x.npz", count=2,
                                   seed=0, scale=255, device="cpu")
     assert not (tmp_path / "x.npz").exists()
     assert sampling.sampling_seed(0) != 0 and sampling.sampling_seed(1) != sampling.sampling_seed(0)

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pae import fid
-from pae.figures import PAPER_FIG3_FID, run_fig2, run_fig3
+from pae.figures import PAPER_FIG3_FID
+from pae.stages import fid as fid_stage
+from pae.stages.figures import run_fig2, run_fig3
 from pae.tables import PAPER_TABLE1
 
 UNAVAILABLE = "unavailable: no Inception weights"
@@ -54,22 +55,22 @@ def inputs(tmp_path):
 
 def test_table1_unavailable_inception(inputs, tmp_path):
     files, ref, clf = inputs(False)
-    fid.run_table1(files, ref, clf, tmp_path / "t.csv", tmp_path / "t.md", K=32, vae_K=32)
+    fid_stage.run_write_table1(files, ref, clf, tmp_path / "t.csv", tmp_path / "t.md", K=32, vae_K=32)
     t = pd.read_csv(tmp_path / "t.csv")
     assert list(dict.fromkeys(t["row"])) == ["AE", "VAE", "β-VAE", "PAE"]
-    assert list(dict.fromkeys(t["column"])) == fid.table1_columns()
+    assert list(dict.fromkeys(t["column"])) == fid_stage.table1_columns()
     assert "sample FID (Inception)" in set(t["column"]) and "sample FID (domain CNN)" in set(t["column"])
     cell = t[(t.row == "AE") & (t.column == "sample FID (Inception)")].iloc[0]
     assert cell["ours"] == UNAVAILABLE and cell["paper"] == 102.9 and math.isnan(cell["difference"])
     dom = t[(t.row == "VAE") & (t.column == "sample FID (domain CNN)")].iloc[0]
     assert float(dom["ours"]) == pytest.approx(20.5) and dom["ours_std"] == pytest.approx(np.std([20, 21], ddof=1))
     assert dom["n_seeds"] == 2 and math.isnan(dom["paper"])
-    rms = t[(t.row == "β-VAE") & (t.column == fid.RMS_COLUMN)].iloc[0]
+    rms = t[(t.row == "β-VAE") & (t.column == fid_stage.RMS_COLUMN)].iloc[0]
     assert rms["paper"] == PAPER_TABLE1["mean reconstruction error"]["β-VAE"]
     assert rms["difference"] == pytest.approx(math.sqrt(0.0064 * 3) - 0.114, abs=1e-6)  # CSV: 6 digits
-    sig = t[(t.row == "AE") & (t.column == fid.SIGMA_COLUMN)].iloc[0]
+    sig = t[(t.row == "AE") & (t.column == fid_stage.SIGMA_COLUMN)].iloc[0]
     assert float(sig["ours"]) == pytest.approx(0.07) and sig["paper"] == 0.077
-    pae = t[(t.row == "PAE") & (t.column == fid.MSE_COLUMN)].iloc[0]
+    pae = t[(t.row == "PAE") & (t.column == fid_stage.MSE_COLUMN)].iloc[0]
     assert float(pae["ours"]) == pytest.approx(0.0064) and math.isnan(pae["paper"])
     md = (tmp_path / "t.md").read_text()
     assert UNAVAILABLE in md and "(102.9)" in md and "Δ" in md and "domain CNN 0.50" in md
@@ -77,7 +78,7 @@ def test_table1_unavailable_inception(inputs, tmp_path):
 
 def test_table1_with_inception_differences(inputs, tmp_path):
     files, ref, clf = inputs(True)
-    table = fid.run_table1(files, ref, clf, tmp_path / "t.csv", tmp_path / "t.md", K=32, vae_K=32)
+    table = fid_stage.run_write_table1(files, ref, clf, tmp_path / "t.csv", tmp_path / "t.md", K=32, vae_K=32)
     cell = table[(table.row == "PAE") & (table.column == "sample FID (Inception)")].iloc[0]
     assert cell["ours"] == pytest.approx(105.5) and cell["difference"] == pytest.approx(105.5 - 35.4)
     rec = table[(table.row == "PAE") & (table.column == "reconstruction FID (Inception)")].iloc[0]

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from pae import train
-from pae.nets import AutoEncoder, load_model
+from pae.artifacts import load_model
+from pae.nets import AutoEncoder
+from pae.stages import train as stage_train
 from pae.train import NonFiniteLossError, TrainSettings, ae_loss, fit, learning_rate, rotate_batch
 from pae.vae import beta_vae_loss
 
@@ -245,7 +247,7 @@ def test_train_ae_and_encode_ae(tmp_path) -> None:
     write_dataset(data)
     run = tmp_path / "run"
     net = {"norm": "affine", "spectral_norm": True, "dropout": 0.2}
-    history = train.train_ae(
+    history = stage_train.run_train_ae(
         data,
         run / "ae.pt",
         run / "ae_history.json",
@@ -261,7 +263,7 @@ def test_train_ae_and_encode_ae(tmp_path) -> None:
     assert meta["latent_dim"] == 3 and meta["epochs"] == 2 and meta["settings"]["epochs"] == 2
     assert model.init_kwargs["norm"] == "affine"
 
-    metrics = train.encode_ae(run / "ae.pt", data, run / "ae_stats.npz", run / "ae_metrics.json", 255, 16, "cpu",
+    metrics = stage_train.run_encode_ae(run / "ae.pt", data, run / "ae_stats.npz", run / "ae_metrics.json", 255, 16, "cpu",
                               log=lambda s: None)  # fmt: skip
     with np.load(run / "ae_stats.npz") as stats:
         assert stats["z_train"].shape == (64, 3) and stats["z_valid"].shape == (32, 3)
@@ -277,6 +279,6 @@ def test_train_ae_and_encode_ae(tmp_path) -> None:
 
 def test_train_ae_missing_data(tmp_path) -> None:
     with pytest.raises(Exception, match="missing.npz does not exist"):
-        train.train_ae(tmp_path / "missing.npz", tmp_path / "ae.pt", tmp_path / "h.json", tmp_path / "ae.ckpt", 3,
+        stage_train.run_train_ae(tmp_path / "missing.npz", tmp_path / "ae.pt", tmp_path / "h.json", tmp_path / "ae.ckpt", 3,
                        {}, settings(), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "ae.pt").exists()

@@ -12,7 +12,9 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from pae import vae
-from pae.nets import VAE, load_model
+from pae.artifacts import load_model
+from pae.nets import VAE
+from pae.stages import baselines as stage_baselines
 from pae.train import fit
 
 SHAPE = (1, 8, 8)
@@ -141,7 +143,7 @@ def test_train_vae_entry_point(tmp_path) -> None:
     write_dataset(data)
     objective = {"beta": 100.0, "capacity": 15.0, "capacity_steps": 4, "sigma": 0.1}
     net = {"norm": "batch", "spectral_norm": True, "dropout": 0.2}
-    metrics = vae.train_vae(data, tmp_path / "betavae.pt", tmp_path / "betavae_metrics.json", tmp_path / "betavae.ckpt",
+    metrics = stage_baselines.run_train_vae(data, tmp_path / "betavae.pt", tmp_path / "betavae_metrics.json", tmp_path / "betavae.ckpt",
                             3, net, objective, settings(epochs=2), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "betavae.ckpt").exists()
     model, meta = load_model(tmp_path / "betavae.pt")
@@ -155,7 +157,7 @@ def test_train_vae_entry_point(tmp_path) -> None:
         expected = float(((model(xin) - xin) ** 2).mean())
     assert metrics["test_mse"] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="unknown key"):
-        vae.train_vae(data, tmp_path / "v.pt", tmp_path / "v.json", tmp_path / "v.ckpt", 3, net,
+        stage_baselines.run_train_vae(data, tmp_path / "v.pt", tmp_path / "v.json", tmp_path / "v.ckpt", 3, net,
                       {**objective, "gamma": 1.0}, settings(), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "v.pt").exists() and np.isfinite(metrics["val_mse"])
 

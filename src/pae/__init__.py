@@ -5,7 +5,7 @@ Public API (imported lazily, so ``import pae`` stays light and torch loads on fi
     pae.PAE, pae.VAE, pae.BetaVAE   models with fit / encode / decode / sample / score / save / load
     pae.load(path)                  load any saved model folder (or a workflow run folder)
     pae.as_images(x)                the input check and conversion the models apply
-    pae.paper_defaults(section)     the paper's settings (config.yaml) the models default to
+    pae.paper_defaults(section)     the paper's settings (config/config.yaml) the models default to
 
 Command line: ``pae fit | sample | score | fid`` (``python -m pae --help``); see docs/library.md.
 """

@@ -11,7 +11,7 @@
 The two stages are the library's own: the auto-encoder is trained by `pae.train.fit` on Eq. 2, the flow by
 `pae.flows.train_flow` on the encoded training set (Eq. 4-5), sampling is `pae.sampling` (Eq. 6) and the
 out-of-distribution scores are `pae.density.image_scores` (Eq. 5, Eq. 12, Eq. 12 with MAP, reconstruction
-error). Every setting defaults to the paper's value as written in the repository's config.yaml
+error). Every setting defaults to the paper's value as written in the repository's config/config.yaml
 (`pae.config.paper_defaults`, the same file the workflow reads); pass a mapping of config keys to change
 some, e.g. ``PAE(ae={"epochs": 100}, flow={"epochs": 50})``. One ``device`` serves both stages.
 """
@@ -31,12 +31,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pae.config import ConfigError, deep_merge, paper_defaults, prepare_config
+from pae.images import ImageError, check_images, to_unit_float
 
 FORMAT = "pae-api-v1"
 INFO_FILE = "model.json"
 VALID_FRACTION = 1 / 6  # the paper's split: 10k of F-MNIST's 60k training images validate
 SECTIONS = ("ae", "flow", "data", "ood", "vae")
-API_FIX = "Fix the value passed to the model (ae=, flow=, data=, ood=, objective=: the keys of config.yaml)."
+API_FIX = "Fix the value passed to the model (ae=, flow=, data=, ood=, objective=: the keys of config/config.yaml)."
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -47,55 +48,18 @@ def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
     """Check and convert images to uint8 (N, C, H, W) (the pipeline's storage format).
 
     Accepted: uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
-    dequantises its training inputs as in the paper), shaped (N, C, H, W) or (N, H, W), with H and W
-    divisible by 4 (the infoGAN nets halve them twice; not checked with ``net_shape=False``). numpy arrays
-    and torch tensors both work.
-    Anything else raises one ValueError that names the problem and the fix.
+    dequantises its training inputs as in the paper), shaped (N, C, H, W) or (N, H, W), with C 1 or 3 and
+    H and W divisible by 4 (the infoGAN nets halve them twice; not checked with ``net_shape=False``); numpy
+    arrays and torch tensors. Anything else raises one ``pae.images.ImageError`` (a ValueError) that names
+    the problem and the fix (`pae.images.check_images`).
     """
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     try:
         x = np.asarray(x)
     except Exception as err:  # noqa: BLE001 - ragged lists and the like
-        raise ValueError(f"{name}: cannot be read as an array ({err}); pass a numpy array (N, C, H, W)") from err
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise ValueError(
-            f"{name}: expected images of shape (N, C, H, W) or (N, H, W), got an array of shape {x.shape}; "
-            "for a single image add a batch axis (x[None])"
-        )
-    if x.shape[0] == 0:
-        raise ValueError(f"{name}: the array holds no images (shape {x.shape})")
-    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-        raise ValueError(
-            f"{name}: shape {x.shape} looks channels-last (N, H, W, C); pass x.transpose(0, 3, 1, 2)"
-        )
-    h, w = x.shape[2:]
-    if net_shape and (h % 4 or w % 4):
-        raise ValueError(
-            f"{name}: images are {h}×{w}, but the infoGAN nets need height and width divisible by 4 "
-            "(e.g. 28×28, 32×32, 64×64); pad or resize them"
-        )
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
-    if np.issubdtype(x.dtype, np.floating):
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name}: contains NaN or inf values; remove or replace those images")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0 or hi > 1:
-            fix = "divide by 255" if hi > 1 and lo >= 0 else "rescale them to [0, 1]"
-            raise ValueError(f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; {fix}")
-        return np.rint(x * 255.0).astype(np.uint8)
-    raise ValueError(
-        f"{name}: dtype {x.dtype} is not supported; pass uint8 pixels 0..255 (x.astype(np.uint8)) "
-        "or floats in [0, 1]"
-    )
-
-
-def _to_unit_float(x_model: np.ndarray, scale: float) -> np.ndarray:
-    """Model units x/scale − 0.5 → float32 images in [0, 1] (pixel/255)."""
-    return np.clip((np.asarray(x_model, np.float64) + 0.5) * float(scale) / 255.0, 0.0, 1.0).astype(np.float32)
+        raise ImageError(f"{name}: cannot be read as an array ({err}); pass a numpy array (N, C, H, W)") from err
+    return check_images(x, name, net_shape=net_shape)
 
 
 def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +110,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def resolve_settings(device: str = "auto", **sections: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The paper defaults (config.yaml) with per-section overrides, typed and validated by the schema.
+    """The paper defaults (config/config.yaml) with per-section overrides, typed and validated by the schema.
 
     ``resolve_settings(ae={"epochs": 10})["ae"]["lr"] == 0.001``. Unknown keys and bad values raise
     ConfigError naming the key (e.g. ``config key 'ae.lr': -1 is less than or equal to 0``).
@@ -273,14 +237,14 @@ class _ImageModel:
         with torch.no_grad():
             parts = [self.net.decode(z[i : i + batch_size].to(self.device)).float().cpu()
                      for i in range(0, len(z), batch_size)]
-        return _to_unit_float(torch.cat(parts).numpy(), self.scale)
+        return to_unit_float(torch.cat(parts).numpy(), self.scale)
 
     def reconstruct(self, x: Any, batch_size: int = 500) -> np.ndarray:
         """g_θ(f_φ(x)) with the encoder mean, float32 (N, C, H, W) in [0, 1]."""
         from pae.sampling import reconstructions
 
         self._check_fitted()
-        return _to_unit_float(reconstructions(self.net, self._images(x), self.scale, batch_size), self.scale)
+        return to_unit_float(reconstructions(self.net, self._images(x), self.scale, batch_size), self.scale)
 
     def _info(self) -> dict[str, Any]:
         from pae import __version__
@@ -331,7 +295,7 @@ class PAE(_ImageModel):
     latent space (Eq. 4-5); samples by Eq. 6, densities by Eq. 5, outlier scores by Eq. 12.
 
     Parameters: ``latent_dim`` K (default 32, the K of the paper's Table 1 and Fig. 2, config key
-    fid.table1_K); ``ae``, ``flow``, ``data``, ``ood``: overrides of those config.yaml sections (defaults:
+    fid.table1_K); ``ae``, ``flow``, ``data``, ``ood``: overrides of those config/config.yaml sections (defaults:
     the paper's settings, e.g. 500 AE epochs and 100 flow epochs); ``device``: "auto" (CUDA when present),
     "cpu", "cuda" or "cuda:N", used by both stages; ``seed``: weight initialisation, batch order,
     dequantisation noise; ``verbose``: per-epoch log lines and progress bars on stderr.
@@ -415,7 +379,7 @@ class PAE(_ImageModel):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         x = sample_pae(self.net, self.flow, int(n), int(seed), float(temperature), batch_size)
-        return _to_unit_float(x, self.scale)
+        return to_unit_float(x, self.scale)
 
     def log_density(self, x: Any) -> np.ndarray:
         """log p_γ(z) at z = f_φ(x), the encoder mean (Eq. 5; Table 2's "PAE density"), float64 (N,), nats."""
@@ -462,9 +426,8 @@ class PAE(_ImageModel):
     def save(self, path: str | Path) -> Path:
         """Write the model into folder `path` (the workflow's run layout: ae.pt, flow.pt, ae_stats.npz with
         the Eq. 8 σ) plus model.json (settings, seed, training history); returns the folder."""
-        from pae.flows import save_flow
+        from pae.artifacts import save_flow, save_model
         from pae.io import save_npz
-        from pae.nets import save_model
 
         self._check_flow()
         folder = Path(path)
@@ -481,8 +444,8 @@ class PAE(_ImageModel):
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> PAE:
         """A PAE saved by `save`, or a workflow run folder (results/<dataset>/K<K>/seed<s>: ae.pt, flow.pt,
         ae_stats.npz), on `device`."""
-        from pae.flows import load_flow
-        from pae.nets import VAE, AutoEncoder, load_model
+        from pae.artifacts import load_flow, load_model
+        from pae.nets import VAE, AutoEncoder
 
         folder = _model_folder(path)
         for name in ("ae.pt", "flow.pt"):
@@ -506,7 +469,7 @@ class PAE(_ImageModel):
         model.history = (info or {}).get("history", {})
         stats = folder / "ae_stats.npz"
         if stats.is_file():
-            from pae.ood import load_sigma
+            from pae.artifacts import load_sigma
 
             model.sigma = load_sigma(stats)
         return model
@@ -580,7 +543,7 @@ class VAE(_ImageModel):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if temperature == 1.0:
-            return _to_unit_float(sample_vae(self.net, int(n), int(seed), batch_size), self.scale)
+            return to_unit_float(sample_vae(self.net, int(n), int(seed), batch_size), self.scale)
         import torch
 
         z = torch.randn(int(n), self.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
@@ -605,7 +568,7 @@ class VAE(_ImageModel):
             from pae.density import image_scores
 
             return image_scores(self.net, x, ("recon",), self.scale, batch_size=bs, log=None)["recon"]
-        from pae.data import to_model_input
+        from pae.images import to_model_input
         from pae.vae import vae_scores
 
         k = int(samples if samples is not None else ood.get("iwae_samples", 1))
@@ -620,7 +583,7 @@ class VAE(_ImageModel):
 
     def save(self, path: str | Path) -> Path:
         """Write <name>.pt (the workflow's file name) and model.json into folder `path`; returns it."""
-        from pae.nets import save_model
+        from pae.artifacts import save_model
 
         self._check_fitted()
         folder = Path(path)
@@ -633,8 +596,8 @@ class VAE(_ImageModel):
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> VAE:
         """A model saved by `save`, or the <name>.pt of a workflow run folder, on `device`."""
+        from pae.artifacts import load_model
         from pae.nets import VAE as VAENet
-        from pae.nets import load_model
 
         folder = _model_folder(path)
         file = folder / f"{cls.model_name}.pt"

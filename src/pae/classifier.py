@@ -2,7 +2,7 @@
 
 The paper's FIDs (Sec. 4.1, Table 1) use Inception features. Those need downloaded ImageNet weights; this
 classifier is trained here, offline, on the training split of the same dataset, and its 128-d penultimate
-activations replace Inception's 2048-d pool3 features in the same Fréchet distance (pae.fid). Its numbers
+activations replace Inception's 2048-d pool3 features in the same Fréchet distance (pae.metrics.frechet_distance). Its numbers
 are *not* comparable to the paper's FIDs (different features), only between models of this pipeline.
 
 Inputs are evaluation inputs x/scale − 0.5 (no dequantization, no augmentation), as for the auto-encoders.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pae import io
+from pae.images import to_model_input
 
 FEATURE_DIM = 128
 TRAIN_BATCH_SIZE = 128
@@ -63,13 +63,6 @@ class DomainClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _inputs(x_uint8: np.ndarray, scale: float) -> torch.Tensor:
-    x = np.asarray(x_uint8)
-    if x.dtype != np.uint8 or x.ndim != 4:
-        raise ValueError(f"expected uint8 images (N, C, H, W), got {x.dtype} {x.shape}")
-    return torch.from_numpy(x).float() / float(scale) - 0.5
-
-
 @torch.no_grad()
 def predict(model: DomainClassifier, x_uint8: np.ndarray, scale: float = 255, batch_size: int = 500) -> np.ndarray:
     """Predicted class of each image (eval mode)."""
@@ -77,7 +70,7 @@ def predict(model: DomainClassifier, x_uint8: np.ndarray, scale: float = 255, ba
     was = model.training
     model.eval()
     try:
-        out = [model(_inputs(x_uint8[i : i + batch_size], scale).to(dev)).argmax(1).cpu()
+        out = [model(to_model_input(x_uint8[i : i + batch_size], scale).to(dev)).argmax(1).cpu()
                for i in range(0, len(x_uint8), batch_size)]
     finally:
         model.train(was)
@@ -89,7 +82,7 @@ def accuracy(model: DomainClassifier, x_uint8: np.ndarray, y: np.ndarray, scale:
     return float(np.mean(predict(model, x_uint8, scale) == np.asarray(y)))
 
 
-def _check_labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
+def check_labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise ValueError(f"{name}: expected {n} non-negative integer labels, got {y.dtype} {y.shape}")
@@ -110,7 +103,7 @@ def fit_classifier(
     """Train a DomainClassifier with Adam and cross-entropy on uint8 images; seeded, reshuffled each epoch."""
     if epochs < 1:
         raise ValueError(f"config key 'fid.classifier_epochs' must be >= 1, got {epochs}")
-    y = _check_labels(y_train, len(x_train), "y_train")
+    y = check_labels(y_train, len(x_train), "y_train")
     gen = io.seed_everything(seed)
     dev = torch.device(device)
     model = DomainClassifier(x_train.shape[1:], int(y.max()) + 1).to(dev)
@@ -136,57 +129,3 @@ def fit_classifier(
     return model, history
 
 
-def save_classifier(path: str | Path, model: DomainClassifier, meta: dict[str, Any] | None = None) -> None:
-    """Store constructor kwargs, state_dict and meta atomically."""
-    io.save_torch(path, {"kwargs": model.init_kwargs, "state_dict": model.state_dict(), "meta": meta or {}})
-
-
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[DomainClassifier, dict]:
-    """Inverse of save_classifier; the model is returned in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"domain classifier {path} does not exist; run the rule train_classifier")
-    try:
-        blob = torch.load(path, map_location=device, weights_only=True)
-        model = DomainClassifier(**blob["kwargs"])
-        model.load_state_dict(blob["state_dict"])
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ValueError(f"{path} is not a readable domain classifier ({err}); delete it and rerun") from err
-    return model.to(device).eval(), blob.get("meta", {})
-
-
-def run_train_classifier(
-    data_npz: str | Path,
-    out_model: str | Path,
-    out_metrics: str | Path,
-    epochs: int,
-    seed: int,
-    scale: float = 255,
-    device: str = "auto",
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Rule train_classifier: train on the training split, report validation and test accuracy."""
-    io.set_threads(threads)
-    dev = io.resolve_device(device)
-    data_npz = Path(data_npz)
-    if not data_npz.is_file():
-        raise FileNotFoundError(f"{data_npz} does not exist; build it with `snakemake data`")
-    with np.load(data_npz) as npz:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]
-        if missing:
-            raise KeyError(f"{data_npz} lacks {missing}: the domain classifier needs a labelled dataset")
-        d = {k: npz[k] for k in npz.files}
-    t0 = time.time()
-    model, history = fit_classifier(d["x_train"], d["y_train"], epochs, seed, scale, device=dev)
-    metrics: dict[str, Any] = {
-        "dataset_file": str(data_npz), "epochs": epochs, "seed": seed, "feature_dim": FEATURE_DIM,
-        "n_classes": model.init_kwargs["n_classes"], "n_train": len(d["x_train"]),
-        "train_loss": history[-1]["train_loss"], "wall_seconds": time.time() - t0,
-        "test_accuracy": accuracy(model, d["x_test"], _check_labels(d["y_test"], len(d["x_test"]), "y_test"), scale),
-    }
-    if "x_valid" in d and "y_valid" in d and len(d["x_valid"]):
-        metrics["valid_accuracy"] = accuracy(model, d["x_valid"], d["y_valid"], scale)
-    print(f"test accuracy {metrics['test_accuracy']:.4f}")
-    save_classifier(out_model, model.cpu(), {"scale": scale, **metrics})
-    io.save_json(out_metrics, metrics)
-    return metrics

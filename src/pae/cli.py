@@ -163,7 +163,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     try:
         model = cls(args.latent_dim, **ov, device=args.device, seed=args.seed, verbose=not args.quiet)
     except ConfigError as err:
-        raise UsageError(str(err).replace(API_FIX, "Fix the --set, --config or --device value (keys of config.yaml).")) from err
+        raise UsageError(str(err).replace(API_FIX, "Fix the --set, --config or --device value (keys of config/config.yaml).")) from err
     model.fit(x_train, x_valid)
     folder = model.save(args.out)
     print(f"saved {args.model_type} (K={model.latent_dim}) to {folder}")
@@ -184,7 +184,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def detection_metrics(scores_in: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
     """AUROC, AUPR and FPR at 95 % TPR with OoD images as the positive class (scores: higher = more
     in-distribution)."""
-    from pae.ood import aupr, auroc, fpr_at_tpr
+    from pae.metrics import aupr, auroc, fpr_at_tpr
 
     return {"AUROC": auroc(scores_in, scores_ood), "AUPR": aupr(scores_in, scores_ood),
             "FPR@95": fpr_at_tpr(scores_in, scores_ood, 0.95)}
@@ -211,7 +211,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def _inception_source(args: argparse.Namespace) -> str:
-    from pae.fid import inception_weights_source
+    from pae.artifacts import inception_weights_source
 
     with contextlib.redirect_stderr(io.StringIO()):  # we print our own one-line message
         return inception_weights_source(args.inception_weights, args.download)
@@ -219,8 +219,10 @@ def _inception_source(args: argparse.Namespace) -> str:
 
 def cmd_fid(args: argparse.Namespace) -> None:
     from pae.config import paper_defaults
-    from pae.fid import InceptionUnavailable, build_extractors, frechet_distance, image_statistics
+    from pae.features import InceptionUnavailable, image_statistics
     from pae.io import resolve_device
+    from pae.metrics import frechet_distance
+    from pae.stages.fid import build_extractors
 
     real = read_images(args.real, args.key, net_shape=False)
     fake = read_images(args.fake, args.key, net_shape=False)
@@ -275,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pae",
         description="Probabilistic Auto-Encoder (Böhm & Seljak 2020): fit on your images, sample, score "
                     "out-of-distribution data, compute FIDs. Every setting defaults to the paper's value "
-                    "(the repository's config.yaml).",
+                    "(the repository's config/config.yaml).",
         epilog="Images: .npz or .npy, uint8 0..255 or float [0, 1], shape (N, C, H, W) or (N, H, W). "
                "Run `pae COMMAND --help` for the options of each command.",
     )
@@ -309,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, metavar="N",
                    help=f"auto-encoder / VAE batch size (default: {d['ae']['batch_size']})")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override any setting by its config.yaml key, e.g. --set ae.lr=1e-4 --set "
+                   help="override any setting by its config/config.yaml key, e.g. --set ae.lr=1e-4 --set "
                         "flow.latent_noise=0 --set data.scale=256 (objective.beta=... for VAEs); repeatable")
     p.add_argument("--config", metavar="FILE",
                    help="YAML file with sections ae:, flow:, data:, ood: (objective: for VAEs) overriding "
@@ -381,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pae` command; returns the exit status (0 ok, 2 bad input, 1 failure)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pae.fid import InceptionUnavailable
+    from pae.features import InceptionUnavailable
 
     debug = bool(os.environ.get("PAE_DEBUG"))
     try:

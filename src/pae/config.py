@@ -1,6 +1,6 @@
 """Configuration: the paper defaults, typed `--config` overrides, and checks whose messages name the key.
 
-One source of defaults. ``config.yaml`` at the repository root holds the paper's settings (every key
+One source of defaults. ``config/config.yaml`` at the repository root holds the paper's settings (every key
 commented); the package carries it as ``pae/paper_defaults.yaml`` (a link to that file, copied into wheels)
 and the JSON schema as ``pae/config.schema.yaml`` (a link to ``workflow/schemas/config.schema.yaml``), so
 the workflow, the public API (`pae.PAE`) and the command line read the same values.
@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-DEFAULTS_RESOURCE = "paper_defaults.yaml"  # -> ../../config.yaml
+DEFAULTS_RESOURCE = "paper_defaults.yaml"  # a symbolic link to ../../config/config.yaml
 SCHEMA_RESOURCE = "config.schema.yaml"  # -> ../../workflow/schemas/config.schema.yaml
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -51,18 +51,18 @@ def _packaged(name: str) -> dict[str, Any]:
     except (FileNotFoundError, OSError) as err:
         raise FileNotFoundError(
             f"pae/{name} is missing or a broken link ({err}); in a source checkout it links to the "
-            "repository's config.yaml / workflow/schemas/config.schema.yaml: restore the link or reinstall pae"
+            "repository's config/config.yaml / workflow/schemas/config.schema.yaml: restore the link or reinstall pae"
         ) from err
     return yaml.safe_load(text)
 
 
 def paper_defaults(section: str | None = None) -> dict[str, Any]:
-    """A fresh copy of config.yaml (the paper's settings), or of one of its sections (e.g. "ae", "flow")."""
+    """A fresh copy of config/config.yaml (the paper's settings), or of one of its sections (e.g. "ae", "flow")."""
     config = _packaged(DEFAULTS_RESOURCE)
     if section is None:
         return copy.deepcopy(config)
     if section not in config:
-        raise KeyError(f"config.yaml has no section {section!r}; sections: {sorted(config)}")
+        raise KeyError(f"config/config.yaml has no section {section!r}; sections: {sorted(config)}")
     return copy.deepcopy(config[section])
 
 
@@ -95,7 +95,7 @@ def describe_error(error: jsonschema.ValidationError) -> str:
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"config key '{key}': {error.instance!r} is not allowed; use one of {allowed}"
     if error.validator == "additionalProperties":
-        return f"config key '{key}': {error.message} (check the spelling against config.yaml)"
+        return f"config key '{key}': {error.message} (check the spelling against config/config.yaml)"
     if error.validator == "pattern":
         hint = f": {schema['description']}" if "description" in schema else ""
         return f"config key '{key}': {error.instance!r} is not allowed{hint}"
@@ -103,7 +103,7 @@ def describe_error(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}{hint}"
 
 
-WORKFLOW_FIX = "Fix the value in config.yaml, your --configfile overlay or --config, then rerun."
+WORKFLOW_FIX = "Fix the value in config/config.yaml, your --configfile overlay or --config, then rerun."
 
 
 def validate_config(

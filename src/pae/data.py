@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pae.io import atomic_path, save_npz
+from pae.io import atomic_path
 
 if TYPE_CHECKING:  # torch is imported lazily: the data jobs do not need it
-    import torch
+    pass
 
 MIRROR_ENV = "PAE_DATA_MIRROR"
 CHECKSUMS_ENV = "PAE_DATA_CHECKSUMS"
@@ -182,7 +182,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
                                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")),
     "celeba": ("celeba/img_align_celeba.zip", "celeba/list_eval_partition.txt"),
 }
-OOD_SETS: dict[str, tuple[str, ...]] = {
+OOD_SOURCES: dict[str, tuple[str, ...]] = {  # raw files of each OoD set of pae.catalog.OOD_SETS
     "mnist": ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"),
     "omniglot": ("omniglot/images_evaluation.npz",),
     "fmnist_hflip": ("fashion-mnist/t10k-images-idx3-ubyte.gz", "fashion-mnist/t10k-labels-idx1-ubyte.gz"),
@@ -207,10 +207,10 @@ def dataset_files(dataset: str) -> list[RawFile]:
 
 
 def ood_files(name: str) -> list[RawFile]:
-    """Raw files that :func:`build_ood_set` reads for the OoD set ``name``."""
-    if name not in OOD_SETS:
-        raise DataError(f"unknown OoD set {name!r}; use one of {', '.join(OOD_SETS)}")
-    return [REGISTRY[k] for k in OOD_SETS[name]]
+    """Raw files that `pae.stages.data.run_build_ood_set` reads for the OoD set ``name``."""
+    if name not in OOD_SOURCES:
+        raise DataError(f"unknown OoD set {name!r}; use one of {', '.join(OOD_SOURCES)}")
+    return [REGISTRY[k] for k in OOD_SOURCES[name]]
 
 
 def raw_paths(files: Iterable[RawFile], raw_dir: str | Path) -> list[str]:
@@ -453,7 +453,7 @@ def split_indices(n: int, valid_size: int, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[valid_size:]), np.sort(perm[:valid_size])
 
 
-def _verified_paths(files: Sequence[RawFile], raw_dir: str | Path, verify: bool) -> list[Path]:
+def verified_paths(files: Sequence[RawFile], raw_dir: str | Path, verify: bool) -> list[Path]:
     """Paths of the raw inputs, all checked against the registry before anything is processed."""
     paths = [Path(p) for p in raw_paths(files, raw_dir)]
     for path, entry in zip(paths, files, strict=True):
@@ -467,7 +467,7 @@ def _verified_paths(files: Sequence[RawFile], raw_dir: str | Path, verify: bool)
     return paths
 
 
-def _idx_dataset(paths: Sequence[Path], valid_size: int, split_seed: int) -> dict[str, np.ndarray]:
+def idx_dataset(paths: Sequence[Path], valid_size: int, split_seed: int) -> dict[str, np.ndarray]:
     x_tr, y_tr = read_idx_images(paths[0], paths[1])
     x_te, y_te = read_idx_images(paths[2], paths[3])
     train, valid = split_indices(len(x_tr), valid_size, split_seed)
@@ -541,33 +541,6 @@ def preprocess_celeba(
     return arrays
 
 
-def preprocess(
-    dataset: str,
-    raw_dir: str | Path,
-    out: str | Path,
-    *,
-    valid_size: int = 10000,
-    split_seed: int = 0,
-    celeba_size: int = 64,
-    celeba_resample: str = "bicubic",
-    verify: bool = True,
-) -> dict[str, np.ndarray]:
-    """Verify the raw files of ``dataset``, build its uint8 splits and write them atomically to ``out``.
-
-    fmnist / mnist: the 60k official training images are split into ``60k − valid_size`` train and
-    ``valid_size`` validation images (seed ``split_seed``), plus the 10k test set; keys
-    ``x_train, y_train, x_valid, y_valid, x_test, y_test``. celeba: ``x_train, x_valid, x_test``.
-    """
-    paths = _verified_paths(dataset_files(dataset), raw_dir, verify)
-    if dataset == "celeba":
-        arrays = preprocess_celeba(paths[0], paths[1], celeba_size, celeba_resample)
-    else:
-        arrays = _idx_dataset(paths, valid_size, split_seed)
-    save_npz(out, **arrays)
-    print(f"[data] {dataset}: wrote {out}: " + ", ".join(f"{k} {v.dtype}{v.shape}" for k, v in arrays.items()))
-    return arrays
-
-
 def omniglot_to_28(images: np.ndarray, size: int = 28) -> np.ndarray:
     """Omniglot bool images (True = white background) → uint8 ``(N, 1, size, size)``, strokes bright.
 
@@ -609,80 +582,8 @@ def read_omniglot(path: str | Path, count: int | None = None) -> tuple[np.ndarra
     return images, labels
 
 
-def build_ood_set(
-    name: str,
-    raw_dir: str | Path,
-    out: str | Path,
-    *,
-    omniglot_count: int | None = None,
-    verify: bool = True,
-) -> dict[str, np.ndarray]:
-    """Verify the raw files of OoD set ``name`` and write ``x`` (uint8 (N, 1, 28, 28)) and ``y`` to ``out``.
-
-    mnist: MNIST test set. omniglot: evaluation alphabets, first ``omniglot_count`` images, 28×28,
-    inverted. fmnist_hflip / fmnist_vflip: F-MNIST test set flipped left-right / up-down (Table 2).
-    """
-    paths = _verified_paths(ood_files(name), raw_dir, verify)
-    if name == "omniglot":
-        images, y = read_omniglot(paths[0], omniglot_count)
-        x = omniglot_to_28(images)
-    else:
-        x, y = read_idx_images(paths[0], paths[1])
-        if name == "fmnist_hflip":
-            x = np.ascontiguousarray(x[..., ::-1])
-        elif name == "fmnist_vflip":
-            x = np.ascontiguousarray(x[..., ::-1, :])
-    save_npz(out, x=x, y=y)
-    print(f"[data] OoD set {name}: wrote {out}: x {x.dtype}{x.shape}, y {y.shape}")
-    return {"x": x, "y": y}
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Loading and scaling
 # ----------------------------------------------------------------------------------------------------------
-def load_split(npz_path: str | Path, split: str) -> np.ndarray:
-    """One array of a preprocessed file: ``split`` train/valid/test → ``x_<split>``, or a key such as ``x``."""
-    path = Path(npz_path)
-    if not path.is_file():
-        raise MissingDataError(f"preprocessed file {path} does not exist; build it with `snakemake data`")
-    with np.load(path) as npz:
-        key = split if split in npz.files else f"x_{split}"
-        if key not in npz.files:
-            raise SplitKeyError(
-                f"{path} has no array {split!r} (looked for {split!r} and {key!r}); it holds {npz.files}"
-            )
-        return npz[key]
 
 
-def to_model_input(
-    x_uint8: np.ndarray | torch.Tensor,
-    scale: int = 255,
-    dequantize: bool = False,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """uint8 pixels → float32 model inputs (paper Sec. 4): ``(x + U(0,1))/scale − 0.5`` or ``x/scale − 0.5``.
-
-    With ``scale`` 255 the range is [−0.5, 0.5] (dequantized: up to 0.5 + 1/255); with 256 it is [−0.5, 0.5).
-    """
-    import torch
-
-    x = torch.as_tensor(x_uint8)
-    if x.is_floating_point() or x.dtype == torch.bool:
-        raise DataError(f"to_model_input expects integer pixel values 0..255 (uint8), got {x.dtype}; "
-                        "model-space floats are already scaled")
-    x = x.to(torch.float32)
-    if dequantize:
-        x = x + torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    return x / float(scale) - 0.5
-
-
-def to_uint8(x_float: np.ndarray | torch.Tensor, scale: int = 255) -> np.ndarray:
-    """Inverse of :func:`to_model_input` for storage: ``round((x + 0.5)·scale)`` clipped to 0..255."""
-    if hasattr(x_float, "detach"):
-        x_float = x_float.detach().float().cpu().numpy()
-    x = np.asarray(x_float, dtype=np.float64)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise DataError(f"to_uint8: {int(bad.sum())} non-finite values (NaN/inf) in the images; "
-                        "the model producing them diverged")
-    return np.clip(np.rint((x + 0.5) * scale), 0, 255).astype(np.uint8)

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from pae import data as D
+from pae.images import ImageError, check_images, net_size_problem
 from pae.io import save_json, save_npz
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
-PAPER_SIZES = ((28, 28), (64, 64))  # F-MNIST / MNIST / Omniglot and CelebA (paper Sec. 4)
 CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 CELEBA_HOWTO = (
     "CelebA is not redistributable and is licensed for non-commercial research and educational use only. "
@@ -202,13 +202,12 @@ def expected_shape(entry: Mapping[str, Any]) -> tuple[int | None, int | None, in
     return (entry["channels"], *(hw or (None, None)))
 
 
-def net_size_problem(h: int, w: int) -> str | None:
-    """Why the infoGAN encoder/decoder (pae.nets) cannot take h×w images, or None when they can."""
-    if h % 4 == 0 and w % 4 == 0 and h >= 4 and w >= 4:
-        return None
-    sizes = " and ".join(f"{a}×{b}" for a, b in PAPER_SIZES)
-    return (f"images are {h}×{w}, but the infoGAN encoder/decoder halve height and width twice, so both must "
-            f"be multiples of 4 (the paper's sizes are {sizes}; e.g. 32×32 works too)")
+def _checked_images(x: Any, where: str, **options: Any) -> np.ndarray:
+    """`pae.images.check_images`, its error raised as a DatasetError (the one error type of this module)."""
+    try:
+        return check_images(x, where, **options)
+    except ImageError as err:
+        raise DatasetError(str(err)) from None
 
 
 def normalize_entry(name: str | None, entry: Mapping[str, Any] | None,
@@ -371,49 +370,6 @@ def registry_schema() -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------
 # Checks on arrays (pure)
 # ----------------------------------------------------------------------------------------------------------
-def check_images(x: Any, where: str, *, channels: int | None = None, net_shape: bool = True) -> np.ndarray:
-    """Images → uint8 ``(N, C, H, W)``: uint8 kept, floats in [0, 1] → round(255·x); (N, H, W) gets C = 1.
-
-    ``where`` names the file (and array) in the error. Rejects other dtypes, NaN/inf, floats outside [0, 1],
-    other shapes, channels-last arrays, C ∉ {1, 3}, C ≠ ``channels``, no images, and (``net_shape``) H or W
-    not a multiple of 4.
-    """
-    x = np.asarray(x)
-    if x.dtype == object or x.dtype.kind in "USV":
-        raise DatasetError(f"{where}: dtype {x.dtype} is not an image array; store uint8 pixels or floats in [0, 1]")
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise DatasetError(f"{where}: expected images of shape (N, H, W) or (N, C, H, W), got shape {x.shape}")
-    if x.shape[1] not in (1, 3):
-        hint = ("; it looks channels-last (N, H, W, C): store x.transpose(0, 3, 1, 2)"
-                if x.shape[-1] in (1, 3) else "")
-        raise DatasetError(f"{where}: shape {x.shape} has {x.shape[1]} channels; C must be 1 (grayscale) or "
-                           f"3 (RGB){hint}")
-    if channels is not None and x.shape[1] != channels:
-        raise DatasetError(f"{where}: images have {x.shape[1]} channel(s) but the entry says channels: "
-                           f"{channels}; fix the entry or the data")
-    if x.shape[0] == 0 or x.size == 0:
-        raise DatasetError(f"{where}: holds no images (shape {x.shape}); every split needs at least one image")
-    if net_shape and (problem := net_size_problem(x.shape[2], x.shape[3])):
-        raise DatasetError(f"{where}: {problem}; set size: [64, 64] (or [28, 28]) in the entry to resize, "
-                           "or crop/pad the images")
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
-    if x.dtype.kind == "f":
-        bad = ~np.isfinite(x)
-        if bad.any():
-            raise DatasetError(f"{where}: {int(bad.sum())} NaN/inf values (first in image "
-                               f"{int(np.argwhere(bad)[0][0])}); remove or replace those images")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < 0.0 or hi > 1.0:
-            fix = ("these look like 0..255 pixels: store x.astype(np.uint8) or x / 255" if hi <= 255 and lo >= 0
-                   else "rescale them to [0, 1]")
-            raise DatasetError(f"{where}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
-                               f"{fix}")
-        return np.rint(x.astype(np.float64) * 255.0).astype(np.uint8)
-    raise DatasetError(f"{where}: dtype {x.dtype} is not supported; store uint8 pixels 0..255 "
-                       "(x.astype(np.uint8)) or floats in [0, 1]")
 
 
 def check_labels(y: Any, n: int, where: str) -> np.ndarray:
@@ -579,7 +535,7 @@ def read_npz(path: str | Path, *, split: Mapping[str, Any] | None = None, channe
                            "null), or x_train and x_test (split: {valid: ...}), or one x (split: {valid: ..., "
                            "test: ...}), each with optional labels y_* / y")
     keys = {"three": [f"x_{s}" for s in SPLITS], "two": ["x_train", "x_test"], "one": ["x"]}[layout]
-    xs = {k: check_images(raw[k], f"{path} ({k})", channels=channels, net_shape=False) for k in keys}
+    xs = {k: _checked_images(raw[k], f"{path} ({k})", channels=channels, net_shape=False) for k in keys}
     xs = {k: _transform_all(v, crop, size, resample, f"{path} ({k})") for k, v in xs.items()}
     ys = {k: check_labels(raw["y" + k[1:]], len(xs[k]), f"{path} (y{k[1:]})") for k in keys if "y" + k[1:] in raw}
     where = f"{path}"
@@ -747,7 +703,7 @@ def read_omniglot_ood(path: str | Path, *, count: int | None = None) -> DatasetA
         images, y = D.read_omniglot(path, count)
     except (D.DataError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from exc
-    x = check_images(D.omniglot_to_28(images), f"{path} (x)")
+    x = _checked_images(D.omniglot_to_28(images), f"{path} (x)")
     arrays = {"x": x, "y": check_labels(y, len(x), f"{path} (y)")}
     return DatasetArrays(arrays, describe(arrays, source=str(path), kind="omniglot"))
 

@@ -1,7 +1,7 @@
 """PAE density scores for out-of-distribution detection (paper Sec. 2.2, Eq. 5, 7-12).
 
 Sign convention: every score returned here is "higher = more in-distribution" (a log-density or the
-negative of an error). OoD detection (`pae.ood`) therefore uses the statistic −score, large for outliers.
+negative of an error). OoD detection (`pae.metrics`, `pae.stages.ood`) therefore uses the statistic −score, large for outliers.
 
 Scores per image x, with z = f_φ(x) the encoder mean (the AE posterior is a Dirac delta, Eq. 3):
 
@@ -208,7 +208,7 @@ def image_scores(
     with recon_sigma="pixelwise" need the floored Eq. 8 `sigma`. laplace is the Laplace log p(x) of Eq. 11 at
     the MAP z' of Eq. 9 (the same z' as eq12_map). Returns float64 arrays of shape (N,).
     """
-    from pae.data import to_model_input
+    from pae.images import to_model_input
 
     unknown = set(scores) - set(SCORES)
     if unknown:

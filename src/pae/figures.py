@@ -1,16 +1,14 @@
-"""Paper figures with matplotlib (Agg): shared helpers, then one function per figure."""
+"""Paper figures with matplotlib (Agg): shared helpers, then one function per figure; each returns the
+matplotlib Figure (the stages save it: `pae.stages.common.save_figure`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from pae.io import atomic_path  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def tile_images(images: np.ndarray, ncols: int) -> np.ndarray:
@@ -36,19 +34,6 @@ def show_grid(ax, images: np.ndarray, ncols: int, title: str | None = None) -> N
         ax.set_title(title, fontsize=9)
 
 
-def save_figure(fig, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Save `fig` as stem.png and stem.pdf (atomically) and close it; return the paths."""
-    stem = Path(stem)
-    paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
 # ------------------------------------------------------------------------------------------------
 # Fig. 5 (out-of-distribution detection against K)
 
@@ -58,8 +43,7 @@ def fig5(
     recons: dict[int, np.ndarray],
     ratios,
     fn_rate: float,
-    stem: str | Path,
-) -> list[Path]:
+) -> Figure:
     """Fig. 5. Left: MNIST test inputs (uint8 (n, C, H, W)) and their reconstructions by the F-MNIST AEs,
     one column per K (`recons`: K → uint8 images). Right: TP/FP ratio at FN = fn_rate against K (log y)
     for "reconstruction error" (yellow) and "latent density" (blue), from `ratios` (a DataFrame with
@@ -109,41 +93,28 @@ def fig5(
     ax.set_title("F-MNIST (in) vs MNIST (OoD, the positive class)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return save_figure(fig, stem)
+    return fig
 
 
 # Fig. 2 and Fig. 3 (paper Sec. 4.1) ------------------------------------------------------------------------
 PAPER_FIG3_FID = {64: 31.7, 128: 28.0}  # Fig. 3 caption: PAE sample FIDs (Inception) at K = 64 and 128
 
 
-def _load_images(path: str | Path, n: int) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; run the rule sample_model")
-    with np.load(path) as npz:
-        if "x" not in npz.files:
-            raise KeyError(f"{path} has no array 'x' (it holds {npz.files})")
-        x = npz["x"][:n]
-    if x.dtype != np.uint8 or x.ndim != 4:
-        raise ValueError(f"{path}: expected uint8 images (N, C, H, W), got {x.dtype} {x.shape}")
-    return x
-
-
 def _fid_text(value) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "unavailable"
 
 
-def fig2(panels: dict[str, np.ndarray], stem: str | Path, ncols: int = 8) -> list[Path]:
+def fig2(panels: dict[str, np.ndarray], ncols: int = 8) -> Figure:
     """Fig. 2: side-by-side grids (title → uint8 images (n, C, H, W)), e.g. AE, VAE, β-VAE, PAE samples and
     test reconstructions at K = 32."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.6), squeeze=False)
     for ax, (title, images) in zip(axes[0], panels.items(), strict=True):
         show_grid(ax, images, ncols, title)
     fig.tight_layout()
-    return save_figure(fig, stem)
+    return fig
 
 
-def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], stem: str | Path, ncols: int = 8) -> list[Path]:
+def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], ncols: int = 8) -> Figure:
     """Fig. 3: PAE samples per K (K → uint8 images), titled with their sample FIDs (K → {"domain": …,
     "inception": … or "unavailable: …"}) and the paper's Inception FID where it gives one."""
     ks = sorted(samples)
@@ -155,21 +126,7 @@ def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], stem: str | Path
             title += f"\n(paper, Inception: {PAPER_FIG3_FID[K]})"
         show_grid(ax, samples[K], ncols, title)
     fig.tight_layout()
-    return save_figure(fig, stem)
-
-
-def run_fig2(sample_files: dict[str, str | Path], stem: str | Path, n_images: int = 64) -> list[Path]:
-    """Rule fig2: panel title → samples npz (x uint8), first `n_images` of each."""
-    return fig2({title: _load_images(p, n_images) for title, p in sample_files.items()}, stem)
-
-
-def run_fig3(sample_files: dict[int, str | Path], score_files: dict[int, str | Path], stem: str | Path,
-             n_images: int = 64) -> list[Path]:
-    """Rule fig3: K → PAE samples npz and K → fid_scores json (its sample_fid block)."""
-    import json
-
-    fids = {int(K): json.loads(Path(p).read_text())["sample_fid"] for K, p in score_files.items()}
-    return fig3({int(K): _load_images(p, n_images) for K, p in sample_files.items()}, fids, stem)
+    return fig
 
 
 # Fig. 6 (paper Sec. 2.3, 4.2: posterior analysis of corrupted MNIST digits) ---------------------------------
@@ -196,9 +153,8 @@ def fig6(
     marginal: dict,
     samples: np.ndarray,
     sample_observed: np.ndarray,
-    stem: str | Path,
     ncols: int = 8,
-) -> list[Path]:
+) -> Figure:
     """Fig. 6. Left: corrupted inputs (E, C, H, W) with hidden pixels (observed False) in grey, their MAP
     reconstructions and the truths (all floats in [−0.5, 0.5]). Middle: 2-D marginal of two latent
     coordinates of a posterior: `marginal` = {samples (n, 2), modes (M, 2), weights (M,), dims (i, j), title,
@@ -242,4 +198,4 @@ def fig6(
     show_grid(fig.add_subplot(right[0]), masked_rgb(samples), ncols, title=f"{n} posterior samples")
     masks = np.repeat(np.asarray(sample_observed, dtype=bool)[None], n, axis=0)
     show_grid(fig.add_subplot(right[1]), masked_rgb(samples, masks), ncols, title="the same samples with the mask")
-    return save_figure(fig, stem)
+    return fig

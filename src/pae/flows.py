@@ -19,18 +19,14 @@ Every coupling and LU layer starts as the identity.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-from pae import io
 
 FORMAT_VERSION = 2  # 1: nflows layers (before 2026-11); 2: the plain-torch layers below
 STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
@@ -357,7 +353,7 @@ def build_flow(K: int, flow_cfg: Mapping[str, Any], z_train: np.ndarray | None =
     if standardize:
         if z_train is None:
             raise ValueError("flow.standardize is true but no training latents were given to build_flow")
-        z_train = _check_latents(z_train, K, "z_train")
+        z_train = check_latents(z_train, K, "z_train")
         shift, scale = latent_statistics(z_train)
     return LatentFlow(
         K, kind, n_layers, hidden, num_bins=int(flow_cfg.get("nsf_bins", 32)),
@@ -366,7 +362,7 @@ def build_flow(K: int, flow_cfg: Mapping[str, Any], z_train: np.ndarray | None =
     )
 
 
-def _check_latents(z: Any, K: int | None, name: str, source: str = "") -> np.ndarray:
+def check_latents(z: Any, K: int | None, name: str, source: str = "") -> np.ndarray:
     where = f" in {source}" if source else ""
     z = np.asarray(z)
     if z.ndim != 2 or (K is not None and z.shape[1] != K) or z.shape[0] == 0:
@@ -415,8 +411,8 @@ def train_flow(
     """
     device = torch.device(device)
     K = flow.K
-    zt = torch.as_tensor(_check_latents(z_train, K, "z_train"), device=device)
-    zv = torch.as_tensor(_check_latents(z_valid, K, "z_valid"), device=device)
+    zt = torch.as_tensor(check_latents(z_train, K, "z_train"), device=device)
+    zv = torch.as_tensor(check_latents(z_valid, K, "z_valid"), device=device)
     epochs, batch_size = int(flow_cfg["epochs"]), int(flow_cfg["batch_size"])
     noise = float(flow_cfg.get("latent_noise", 0.0))
     gen = torch.Generator(device=device).manual_seed(int(seed))
@@ -472,101 +468,3 @@ def train_flow(
     return hist
 
 
-def save_flow(path: str | Path, flow: LatentFlow, meta: Mapping[str, Any] | None = None) -> None:
-    """Store constructor arguments + state dict (+ JSON-like meta) atomically."""
-    state = {k: v.detach().cpu() for k, v in flow.state_dict().items()}
-    io.save_torch(path, {"format": "pae.LatentFlow", "version": FORMAT_VERSION,
-                         "kwargs": dict(flow.init_kwargs), "state_dict": state, "meta": dict(meta or {})})
-
-
-def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentFlow, dict[str, Any]]:
-    """Rebuild a flow saved by `save_flow`; returns (flow in eval mode on `device`, meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"flow file {path} does not exist; run the train_flow rule first")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling error means a corrupt file
-        raise ValueError(f"flow file {path} is unreadable ({exc}); delete it and re-run train_flow") from exc
-    if not isinstance(blob, dict) or blob.get("format") != "pae.LatentFlow":
-        raise ValueError(f"{path} is not a flow saved by pae.flows.save_flow; delete it and re-run train_flow")
-    if blob.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"flow file {path} has format version {blob.get('version')}, this pae.flows reads version "
-            f"{FORMAT_VERSION} (the layers changed); delete it and re-run train_flow"
-        )
-    flow = LatentFlow(**blob["kwargs"])
-    flow.load_state_dict(blob["state_dict"])
-    return flow.to(device).eval(), dict(blob.get("meta", {}))
-
-
-def load_latents(stats_path: str | Path) -> dict[str, np.ndarray]:
-    """z_train, z_valid (and z_test when present) from ae_stats.npz, checked for shape and finiteness."""
-    stats_path = Path(stats_path)
-    if not stats_path.is_file():
-        raise FileNotFoundError(f"latent file {stats_path} does not exist; run the encode_ae rule first")
-    try:
-        with np.load(stats_path) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{stats_path} is not a readable .npz ({exc}); delete it and re-run encode_ae") from exc
-    out = {}
-    for key in ("z_train", "z_valid", "z_test"):
-        if key not in arrays:
-            if key == "z_test":
-                continue
-            raise KeyError(f"{stats_path} has no array {key!r} (found {sorted(arrays)}); re-run encode_ae")
-        out[key] = _check_latents(arrays[key], None, key, str(stats_path))
-    if out["z_train"].shape[1] != out["z_valid"].shape[1]:
-        raise ValueError(f"z_train and z_valid in {stats_path} have different latent sizes")
-    return out
-
-
-def _write_history_csv(path: str | Path, hist: Mapping[str, list[float]]) -> None:
-    keys = ["epoch", "train_nll", "valid_nll", "lr", "seconds"]
-    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(keys)
-        w.writerows(zip(*(hist[k] for k in keys), strict=True))
-
-
-def run_train_flow(
-    stats_path: str | Path,
-    flow_out: str | Path,
-    metrics_out: str | Path,
-    history_out: str | Path,
-    flow_cfg: Mapping[str, Any],
-    seed: int,
-    device: str = "auto",
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv."""
-    io.set_threads(threads)
-    io.seed_everything(seed)
-    dev = io.resolve_device(device)
-    lat = load_latents(stats_path)
-    K = lat["z_train"].shape[1]
-    t0 = time.perf_counter()
-    flow = build_flow(K, flow_cfg, lat["z_train"], seed=seed)
-    n_params = sum(p.numel() for p in flow.parameters())
-    print(f"flow: {flow.kind}, K={K}, {flow.init_kwargs['n_layers']} couplings, {n_params} parameters, "
-          f"{len(lat['z_train'])} train / {len(lat['z_valid'])} valid latents, device {dev}", flush=True)
-    hist = train_flow(flow, lat["z_train"], lat["z_valid"], flow_cfg, seed=seed, device=dev,
-                      log=lambda s: print(s, flush=True))
-    wall = time.perf_counter() - t0
-    best = hist["best_epoch"][0]
-    metrics: dict[str, Any] = {
-        "K": K, "kind": flow.kind, "parameters": n_params, "epochs": int(flow_cfg["epochs"]),
-        "best_epoch": best, "valid_nll": hist["valid_nll"][best - 1],
-        "train_nll": mean_nll(flow, torch.as_tensor(lat["z_train"], device=dev)),
-        "last_epoch_train_nll_noisy": hist["train_nll"][-1], "last_epoch_valid_nll": hist["valid_nll"][-1],
-        "wall_seconds": wall, "device": str(dev),
-    }
-    if "z_test" in lat:
-        metrics["test_nll"] = mean_nll(flow, torch.as_tensor(lat["z_test"], device=dev))
-    meta = {"seed": int(seed), "stats": str(stats_path), **{k: metrics[k] for k in ("valid_nll", "best_epoch")}}
-    flow.cpu()
-    save_flow(flow_out, flow, meta)
-    _write_history_csv(history_out, hist)
-    io.save_json(metrics_out, metrics)
-    return metrics

@@ -11,17 +11,13 @@ arguments in ``init_kwargs`` can be saved and loaded the same way.
 
 from __future__ import annotations
 
-import importlib
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
-
-from pae.io import save_torch
 
 NORMS = ("batch", "affine")
 BN_EPS = 1e-5
@@ -241,63 +237,6 @@ class VAE(AutoEncoder):
 
 # --------------------------------------------------------------------------------------------------------
 # Save / load
-
-
-def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> None:
-    """Atomically store class path, constructor kwargs (``model.init_kwargs``), state_dict and ``meta``."""
-    kwargs = getattr(model, "init_kwargs", None)
-    if not isinstance(kwargs, dict):
-        raise TypeError(
-            f"{type(model).__name__} has no 'init_kwargs' dict; save_model cannot rebuild it later"
-        )
-    cls = type(model)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch(
-        path,
-        {
-            "format": "pae-model-v1",
-            "class": f"{cls.__module__}.{cls.__qualname__}",
-            "kwargs": dict(kwargs),
-            "state_dict": state,
-            "meta": dict(meta or {}),
-        },
-    )
-
-
-def _resolve_class(qualified: str, path: Path) -> type[nn.Module]:
-    module_name, _, name = qualified.rpartition(".")
-    if not module_name.startswith("pae."):
-        raise ValueError(f"{path}: stored model class {qualified!r} is not part of the pae package")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"{path}: stored model class {qualified!r} cannot be found ({err})") from err
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"{path}: stored model class {qualified!r} is not an nn.Module")
-    return cls
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`; returns (model in eval mode on `device`, meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist; run the rule that trains it first")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise ValueError(
-            f"model file {path} is unreadable or corrupt ({type(err).__name__}); delete it and rerun its training rule"
-        ) from err
-    if not isinstance(blob, dict) or blob.get("format") != "pae-model-v1":
-        raise ValueError(f"{path} is not a model written by pae.nets.save_model; delete it and retrain")
-    cls = _resolve_class(blob["class"], path)
-    model = cls(**blob["kwargs"])
-    try:
-        model.load_state_dict(blob["state_dict"])
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not match {blob['class']}({blob['kwargs']}): {err}") from err
-    model.to(device).eval()
-    return model, dict(blob.get("meta", {}))
 
 
 # --------------------------------------------------------------------------------------------------------

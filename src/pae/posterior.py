@@ -403,7 +403,7 @@ def laplace_mixture(u: torch.Tensor, log_post: torch.Tensor, hessian: torch.Tens
 
 @dataclass(frozen=True)
 class PosteriorSettings:
-    """Config section `posterior` (see config.yaml): starts, Adam schedule, annealing, merging, samples."""
+    """Config section `posterior` (see config/config.yaml): starts, Adam schedule, annealing, merging, samples."""
 
     random_starts: int = 10
     encoder_start: bool = True

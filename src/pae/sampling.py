@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pae import io
-from pae.data import load_split, to_model_input, to_uint8
+from pae.images import to_model_input
 
-MODELS = ("ae", "vae", "betavae", "pae", "recon")
 SAMPLE_SEED_OFFSET = 1_000_003  # sampling seed = run seed + this, so sampling noise ≠ training-init noise
 
 
@@ -108,14 +104,9 @@ def sample_pae(
         return _decode_batched(ae, z, batch_size)
 
 
-def to_eval_input(x_uint8: np.ndarray, scale: float) -> torch.Tensor:
-    """Evaluation input x/scale − 0.5, no dequantization (pae.data.to_model_input)."""
-    return to_model_input(np.asarray(x_uint8), scale, dequantize=False)
-
-
 def reconstructions(model: nn.Module, x_uint8: np.ndarray, scale: float, batch_size: int = 500) -> np.ndarray:
     """x̂ = g(f(x)) with the encoder mean (the argument of Eq. 2), for uint8 images (N, C, H, W)."""
-    x = to_eval_input(x_uint8, scale)
+    x = to_model_input(np.asarray(x_uint8), scale)
     dev = _device(model)
     out = []
     with _eval_mode(model):
@@ -137,7 +128,7 @@ def interpolate(
 
     def prep(x: np.ndarray) -> torch.Tensor:
         x = np.asarray(x)
-        t = to_eval_input(x, scale) if x.dtype == np.uint8 else torch.as_tensor(x, dtype=torch.float32)
+        t = to_model_input(x, scale) if x.dtype == np.uint8 else torch.as_tensor(x, dtype=torch.float32)
         return t.unsqueeze(0) if t.ndim == 3 else t
 
     dev = _device(model)
@@ -153,47 +144,3 @@ def sampling_seed(run_seed: int) -> int:
     return int(run_seed) + SAMPLE_SEED_OFFSET
 
 
-def run_sample_model(
-    model: str,
-    inputs: dict[str, str],
-    out: str | Path,
-    count: int,
-    seed: int,
-    scale: float,
-    temperature: float = 1.0,
-    device: str = "auto",
-    threads: int = 1,
-    batch_size: int = 500,
-) -> dict[str, Any]:
-    """Rule sample_model: write `count` samples (or test-split reconstructions) as uint8 x (N, C, H, W).
-
-    inputs: {"model": ae.pt / vae.pt / betavae.pt} plus {"flow": flow.pt} for pae and {"data": dataset.npz}
-    for recon.
-    """
-    from pae.flows import load_flow
-    from pae.nets import load_model
-
-    if model not in MODELS:
-        raise ValueError(f"unknown sample model {model!r}; use one of {', '.join(MODELS)}")
-    io.set_threads(threads)
-    dev = io.resolve_device(device)
-    net, _ = load_model(inputs["model"], dev)
-    s = sampling_seed(seed)
-    if model == "ae":
-        x = sample_ae(net, count, s, batch_size)
-    elif model in ("vae", "betavae"):
-        x = sample_vae(net, count, s, batch_size)
-    elif model == "pae":
-        flow, _ = load_flow(inputs["flow"], dev)
-        x = sample_pae(net, flow, count, s, temperature, batch_size)
-    else:
-        x_test = load_split(inputs["data"], "test")
-        if len(x_test) < count:
-            print(f"warning: {inputs['data']} has only {len(x_test)} test images (< samples.count={count})")
-        x = reconstructions(net, x_test[:count], scale, batch_size)
-    if not np.all(np.isfinite(x)):
-        raise FloatingPointError(f"{model} produced non-finite images; check {inputs['model']}")
-    xu = to_uint8(x, scale)
-    io.save_npz(out, x=xu)
-    print(f"{model}: wrote {len(xu)} images {xu.shape[1:]} to {out} (sampling seed {s})")
-    return {"model": model, "count": len(xu), "seed": s}

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
-
-from pae.io import atomic_path
 
 # The paper's values that our pipeline regenerates (Böhm & Seljak 2020).
 PAPER_TABLE1 = {  # Table 1, F-MNIST, K = 32
@@ -128,19 +125,3 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_table(
-    table: pd.DataFrame,
-    csv_path: str | Path,
-    md_path: str | Path,
-    title: str,
-    digits: int | Mapping[str, int] = 3,
-    notes: Iterable[str] = (),
-    reported: Mapping[str, Mapping[str, float]] | None = None,
-    difference: bool = False,
-    extra: Iterable[str] = (),
-) -> None:
-    """Write the tidy CSV and its Markdown rendering, atomically."""
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(table, title, digits, notes, reported, difference, extra))

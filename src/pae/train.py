@@ -24,9 +24,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pae.data import load_split, to_model_input
-from pae.io import resolve_device, save_json, save_npz, save_torch, seed_everything
-from pae.nets import AutoEncoder, load_model, save_model
+from pae.images import to_model_input
+from pae.io import resolve_device, save_torch
 
 LossFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, Any]]]
 LogFn = Callable[[str], Any]
@@ -412,7 +411,6 @@ def encode(
     return torch.cat(parts).numpy()
 
 
-
 def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:
     total, count = None, 0
     for xb, rb in _eval_batches(model, x_uint8, scale, batch_size, device, model):
@@ -452,92 +450,3 @@ def reconstruction_mse(
 # Pipeline entry points (one call per Snakemake script)
 
 
-def load_train_valid(data_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The uint8 train and validation splits of a preprocessed dataset file."""
-    return load_split(data_path, "train"), load_split(data_path, "valid")
-
-
-def train_and_save(
-    model: nn.Module,
-    loss_fn: LossFn,
-    x_train: np.ndarray,
-    x_valid: np.ndarray,
-    model_path: str | Path,
-    checkpoint_path: str | Path,
-    settings: Mapping[str, Any],
-    meta: Mapping[str, Any] | None = None,
-    log: LogFn = print,
-) -> list[dict[str, float]]:
-    """:func:`fit` with a checkpoint, then save the model with meta (settings, training seconds, final
-    val_mse). The caller removes the checkpoint once all its outputs are written."""
-    history = fit(model, loss_fn, x_train, x_valid, settings, checkpoint_path, log)
-    info = dict(meta or {})
-    info.update(
-        settings=dict(settings),
-        train_seconds=float(sum(h["seconds"] for h in history)),
-        val_mse=float(history[-1]["val_mse"]),
-        epochs=len(history),
-    )
-    save_model(model_path, model, info)
-    return history
-
-
-def train_ae(
-    data_path: str | Path,
-    model_path: str | Path,
-    history_path: str | Path,
-    checkpoint_path: str | Path,
-    latent_dim: int,
-    net: Mapping[str, Any],
-    settings: Mapping[str, Any],
-    log: LogFn = print,
-) -> list[dict[str, float]]:
-    """Rule train_ae: build the AE (net: norm, spectral_norm, dropout), train on Eq. 2, write model and
-    history, then remove the checkpoint."""
-    x_train, x_valid = load_train_valid(data_path)
-    seed_everything(int(settings.get("seed", 0)))  # weight initialisation
-    model = AutoEncoder(latent_dim, x_train.shape[1:], **net)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"AutoEncoder K={latent_dim} {dict(net)} on {data_path} ({x_train.shape}): {n_params} parameters")
-    meta = {"latent_dim": int(latent_dim), "data": str(data_path)}
-    history = train_and_save(
-        model, ae_loss, x_train, x_valid, model_path, checkpoint_path, settings, meta, log
-    )
-    save_json(history_path, history)
-    Path(checkpoint_path).unlink(missing_ok=True)
-    return history
-
-
-def encode_ae(
-    model_path: str | Path,
-    data_path: str | Path,
-    stats_path: str | Path,
-    metrics_path: str | Path,
-    scale: float,
-    batch_size: int = 500,
-    device: str = "auto",
-    log: LogFn = print,
-) -> dict[str, float]:
-    """Rule encode_ae: latents of every split, σ of Eq. 8 on the validation split, MSE metrics."""
-    t0 = time.perf_counter()
-    dev = resolve_device(device)
-    model, meta = load_model(model_path, dev)
-    splits = {split: load_split(data_path, split) for split in ("train", "valid", "test")}
-    arrays: dict[str, np.ndarray] = {}
-    for split, x in splits.items():
-        arrays[f"z_{split}"] = encode(model, x, scale, batch_size, dev)
-        if not np.isfinite(arrays[f"z_{split}"]).all():
-            raise ValueError(f"{model_path}: non-finite latents on the {split} split; retrain the model")
-    sigma = pixel_sigma(model, splits["valid"], scale, batch_size, dev)
-    metrics = {
-        "latent_dim": int(arrays["z_train"].shape[1]),
-        "val_mse": float(np.mean(sigma.astype(np.float64) ** 2)),
-        "test_mse": reconstruction_mse(model, splits["test"], scale, batch_size, dev),
-        "mean_sigma2": float(np.mean(sigma.astype(np.float64) ** 2)),
-        "train_seconds": meta.get("train_seconds"),  # None for models trained outside train_ae
-        "encode_seconds": time.perf_counter() - t0,
-    }
-    save_npz(stats_path, sigma=sigma, **arrays)
-    save_json(metrics_path, metrics)
-    log(" ".join(f"{k} {v}" for k, v in metrics.items()))
-    return metrics

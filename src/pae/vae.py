@@ -20,17 +20,12 @@ log w_i = log N(x; g(z_i), σ²I) + log N(z_i; 0, I) − log q(z_i|x), z_i ~ q(z
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from pae.data import load_split
-from pae.io import resolve_device, save_json, seed_everything
-from pae.nets import VAE
-from pae.train import LogFn, LossFn, load_train_valid, reconstruction_mse, train_and_save
+from pae.train import LossFn
 
 
 def kl_standard_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -149,53 +144,3 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, sigma: float, k: int,
     return vae_scores(model, x, sigma, k, generator)["iwae"]
 
 
-def train_vae(
-    data_path: str | Path,
-    model_path: str | Path,
-    metrics_path: str | Path,
-    checkpoint_path: str | Path,
-    latent_dim: int,
-    net: Mapping[str, Any],
-    objective: Mapping[str, Any],
-    settings: Mapping[str, Any],
-    log: LogFn = print,
-) -> dict[str, Any]:
-    """Rule train_vae: build a VAE on the AE nets, train on Eq. 15 (objective: beta, capacity,
-    capacity_steps, sigma), write the model and metrics (test-split MSE per pixel, history), then
-    remove the checkpoint."""
-    unknown = sorted(set(objective) - {"beta", "capacity", "capacity_steps", "sigma"})
-    if unknown:
-        raise ValueError(
-            f"config key 'vae.models.*': unknown key(s) {unknown}; use beta, capacity, capacity_steps, sigma"
-        )
-    loss_fn = beta_vae_loss(
-        float(objective["beta"]),
-        float(objective["capacity"]),
-        int(objective["capacity_steps"]),
-        float(objective["sigma"]),
-    )
-    x_train, x_valid = load_train_valid(data_path)
-    seed_everything(int(settings.get("seed", 0)))
-    model = VAE(latent_dim, x_train.shape[1:], **net)
-    log(f"VAE K={latent_dim} {dict(objective)} {dict(net)} on {data_path} ({x_train.shape})")
-    meta = {"latent_dim": int(latent_dim), "data": str(data_path), "objective": dict(objective)}
-    history = train_and_save(
-        model, loss_fn, x_train, x_valid, model_path, checkpoint_path, settings, meta, log
-    )
-    scale = settings.get("scale", 255)
-    test_mse = reconstruction_mse(
-        model, load_split(data_path, "test"), scale, 500, resolve_device(settings.get("device", "auto"))
-    )
-    metrics = {
-        "latent_dim": int(latent_dim),
-        **{k: objective[k] for k in ("beta", "capacity", "capacity_steps", "sigma")},
-        "test_mse": test_mse,
-        "val_mse": history[-1]["val_mse"],
-        "kl": history[-1].get("kl"),
-        "train_seconds": float(sum(h["seconds"] for h in history)),
-        "history": history,
-    }
-    save_json(metrics_path, metrics)
-    Path(checkpoint_path).unlink(missing_ok=True)
-    log(f"test_mse {test_mse:.6g} val_mse {metrics['val_mse']:.6g}")
-    return metrics

@@ -1,22 +1,20 @@
 """Shared helpers: config validation, path patterns, target lists."""
 
+from pae.catalog import MODELS, OOD_SETS, SAMPLE_KINDS
 from pae.config import prepare_config
 
 # --config values arrive as strings (seeds=[0,1] -> ['0', '1']): type them by the schema, then validate.
-prepare_config(
-    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
-)
+prepare_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 OUT = config["outdir"]
 DATA_DIR = config["data"]["dir"]
 PROCESSED = f"{DATA_DIR}/processed"
 LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"
-ENV = "../../envs/pae.yaml"
+ENV = "../envs/pae.yaml"
 
 # One folder per trained configuration: dataset / latent size K / seed.
 RUN = f"{OUT}/{{dataset}}/K{{K}}/seed{{seed}}"
-OOD_SETS = ["mnist", "omniglot", "fmnist_hflip", "fmnist_vflip"]
 SEEDS = config["seeds"]
 
 
@@ -24,8 +22,8 @@ wildcard_constraints:
     dataset="fmnist|mnist|celeba",
     K=r"\d+",
     seed=r"\d+",
-    ood="mnist|omniglot|fmnist_hflip|fmnist_vflip",
-    model="ae|vae|betavae|pae|recon",
+    ood="|".join(OOD_SETS),
+    model="|".join(SAMPLE_KINDS),
 
 
 def run_dirs(dataset, Ks, seeds=SEEDS):

@@ -6,7 +6,7 @@ Where the weights come from is decided once at parse time and passed as a param,
 file later reruns exactly the FID jobs.
 """
 
-from pae.fid import inception_weights_source
+from pae.artifacts import inception_weights_source
 
 FID_CFG = config["fid"]
 FID_DATASET = "fmnist"  # Table 1, Fig. 2 and Fig. 3 are F-MNIST results
@@ -111,7 +111,7 @@ rule fid_scores:
     benchmark:
         f"{BENCH}/fid_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.tsv"
     wildcard_constraints:
-        model="ae|vae|betavae|pae",
+        model="|".join(MODELS),
     conda:
         ENV
     threads: config["threads"]["eval"]

@@ -1,12 +1,12 @@
 """Rules of the out-of-distribution stage: scores, Table 2 (paper Sec. 2.2, 4.2).
 
-Scores come in four parts per run (see pae.ood): `recon` needs only the AE; `density` (log p(z) and
+Scores come in four parts per run (see pae.stages.ood): `recon` needs only the AE; `density` (log p(z) and
 Eq. 12 at the encoder mean) also the flow and ae_stats.npz; `map` (Eq. 12 after the Eq. 9 MAP
 refinement, costly) the same; `vae` (ELBO and IWAE bound of the plain VAE, costly) only RUN/vae.pt.
 Table 2 asks for each part only at the K its rows (ood.rows) use.
 """
 
-import pae.ood
+import pae.stages.rules as pae_rules
 
 OOD_DATASET = "fmnist"  # Table 2 and Fig. 5: models trained on F-MNIST
 OOD_CFG = config["ood"]
@@ -22,7 +22,7 @@ rule ood_scores:
     """
     input:
         unpack(
-            lambda wc: pae.ood.score_rule_inputs(
+            lambda wc: pae_rules.score_rule_inputs(
                 RUN.format(**wc),
                 PROCESSED,
                 wc.dataset,
@@ -43,9 +43,9 @@ rule ood_scores:
     threads: config["threads"]["eval"]
     resources:
         mem_mb=4000,
-        runtime=lambda wc: pae.ood.score_rule_runtime(wc.part, OOD_CFG),
+        runtime=lambda wc: pae_rules.score_rule_runtime(wc.part, OOD_CFG),
     params:
-        settings=lambda wc: pae.ood.score_rule_settings(
+        settings=lambda wc: pae_rules.score_rule_settings(
             wc.part, OOD_CFG, config["data"]["scale"], VAE_SIGMA
         ),
         device=config["device"],
@@ -53,10 +53,10 @@ rule ood_scores:
         "../scripts/ood_scores.py"
 
 
-# Table 2 rows of ood.rows (score keys; labels and definitions in pae.ood.TABLE2_ROWS) → (part, K), and
+# Table 2 rows of ood.rows (score keys; labels and definitions in pae.stages.ood.TABLE2_ROWS) → (part, K), and
 # their score files (one per seed). No MAP file at all when ood.map_steps is 0: that row is "not run".
-TABLE2_PLAN = pae.ood.table2_plan(config)
-TABLE2_INPUT = pae.ood.table2_inputs(config, OOD_SCORES, OOD_DATASET, SEEDS)
+TABLE2_PLAN = pae_rules.table2_plan(config)
+TABLE2_INPUT = pae_rules.table2_inputs(config, OOD_SCORES, OOD_DATASET, SEEDS)
 
 
 rule make_table2:

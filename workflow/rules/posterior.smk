@@ -6,7 +6,7 @@ posterior.dataset at K = posterior.K, first seed, and the first posterior.n_imag
 consistency needs the dataset's CNN classifier (rule train_classifier, workflow/rules/fid.smk).
 """
 
-import pae.posterior_stage as pae_post
+import pae.stages.rules as pae_rules
 
 POST_CFG = config["posterior"]
 POST_RUN = RUN.format(dataset=POST_CFG["dataset"], K=POST_CFG["K"], seed=SEEDS[0])
@@ -56,7 +56,7 @@ rule posterior:
     """
     input:
         unpack(
-            lambda wc: pae_post.rule_inputs(
+            lambda wc: pae_rules.posterior_rule_inputs(
                 RUN.format(**wc), PROCESSED, wc.dataset, wc.space
             )
         ),
@@ -74,7 +74,7 @@ rule posterior:
     threads: config["threads"]["eval"]
     resources:
         mem_mb=6000,
-        runtime=pae_post.runtime_minutes(POST_CFG["n_images"], POST_SETTINGS),
+        runtime=pae_rules.posterior_runtime(POST_CFG["n_images"], POST_SETTINGS),
         gpu=1,
     params:
         corruption=lambda wc: POST_CFG["corruptions"][wc.corruption],

@@ -1,11 +1,11 @@
-"""Rule encode_ae: latents of every split, σ of Eq. 8 and reconstruction MSEs (pae.train.encode_ae)."""
+"""Rule encode_ae: latents of every split, σ of Eq. 8 and reconstruction MSEs (pae.stages.train.run_encode_ae)."""
 
 from pae.io import redirect_output, set_threads
-from pae.train import encode_ae
+from pae.stages.train import run_encode_ae
 
 with redirect_output(snakemake.log[0]):
     set_threads(snakemake.threads)
-    encode_ae(
+    run_encode_ae(
         model_path=snakemake.input.model,
         data_path=snakemake.input.data,
         stats_path=snakemake.output.stats,

@@ -1,20 +1,17 @@
-"""Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (pae.data.fetch_raw)."""
+"""Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (pae.stages.data.run_fetch_raw)."""
 
 import sys
 from pathlib import Path
 
-from pae.data import fetch_raw
 from pae.io import redirect_output
+from pae.stages.data import run_fetch_raw
 
 with redirect_output(snakemake.log[0]):
-    data_cfg = snakemake.config["data"]  # where to look is not a param: see workflow/rules/data.smk
-    dest = Path(snakemake.output[0])
-    _, origin = fetch_raw(
+    # where to look (data.mirror, system_dirs, download) is not a param: see workflow/rules/data.smk
+    origin = run_fetch_raw(
         snakemake.wildcards.source,
         snakemake.wildcards.file,
-        dest.parent.parent,
-        mirror=data_cfg.get("mirror"),
-        system_dirs=data_cfg.get("system_dirs", []),
-        download=data_cfg.get("download", True),
+        Path(snakemake.output[0]).parent.parent,
+        snakemake.config["data"],
     )
-print(f"[data] {snakemake.wildcards.source}/{snakemake.wildcards.file}: {origin}", file=sys.stderr)
+print(f"[data] {snakemake.wildcards.source}/{snakemake.wildcards.file}: {origin}", file=sys.stderr)  # on the console

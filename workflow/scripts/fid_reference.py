@@ -1,7 +1,7 @@
 """Rule fid_reference: feature statistics of the test split per extractor, and the train-vs-test FID floor."""
 
-from pae.fid import run_fid_reference
 from pae.io import redirect_output
+from pae.stages.fid import run_fid_reference
 
 with redirect_output(snakemake.log[0]):
     run_fid_reference(

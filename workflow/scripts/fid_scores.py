@@ -1,7 +1,7 @@
 """Rule fid_scores: sample / reconstruction FIDs and reconstruction errors of one model."""
 
-from pae.fid import run_fid_scores
 from pae.io import redirect_output
+from pae.stages.fid import run_fid_scores
 
 with redirect_output(snakemake.log[0]):
     run_fid_scores(

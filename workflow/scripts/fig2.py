@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from pae.figures import run_fig2
 from pae.io import redirect_output
+from pae.stages.figures import run_fig2
 
 with redirect_output(snakemake.log[0]):
     run_fig2(

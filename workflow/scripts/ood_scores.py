@@ -1,8 +1,9 @@
 """Rule ood_scores: one part (recon | density | map | vae) of a run's OoD scores (paper Sec. 2.2, Eq. 5, 9,
 12; part vae: the VAE baseline's ELBO, Eq. 15 with β = 1, and IWAE bound)."""
 
+from pae.catalog import OOD_SETS
 from pae.io import redirect_output
-from pae.ood import OOD_SETS, run_ood_scores, run_vae_scores
+from pae.stages.ood import run_ood_scores, run_vae_scores
 
 with redirect_output(snakemake.log[0]):
     inp, wc, settings = snakemake.input, snakemake.wildcards, dict(snakemake.params.settings)

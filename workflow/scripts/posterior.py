@@ -1,7 +1,7 @@
 """Rule posterior: Laplace-mixture posterior of corrupted test images in the u or z latent space (Sec. 2.3)."""
 
 from pae.io import redirect_output
-from pae.posterior_stage import run_posterior
+from pae.stages.posterior import run_posterior
 
 with redirect_output(snakemake.log[0]):
     p, wc, inp = snakemake.params, snakemake.wildcards, snakemake.input

@@ -1,7 +1,7 @@
 """Rule posterior_metrics: PSNR, SSIM, calibration, class consistency and modes per corruption and method."""
 
 from pae.io import redirect_output
-from pae.posterior_stage import run_posterior_metrics
+from pae.stages.posterior import run_posterior_metrics
 
 with redirect_output(snakemake.log[0]):
     p, inp = snakemake.params, snakemake.input

@@ -1,10 +1,10 @@
 """Provenance record beside a table: commit, config hash, package versions, device, wall time per stage."""
 
 from pae.io import redirect_output
-from pae.provenance import write_provenance
+from pae.stages.provenance import run_provenance
 
 with redirect_output(snakemake.log[0]):
-    prov = write_provenance(
+    prov = run_provenance(
         snakemake.output.json,
         snakemake.output.md,
         config=snakemake.params.config,

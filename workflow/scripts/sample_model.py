@@ -1,7 +1,7 @@
 """Rule sample_model: samples of AE / VAE / β-VAE / PAE (Eq. 6) or test reconstructions, as uint8."""
 
 from pae.io import redirect_output
-from pae.sampling import run_sample_model
+from pae.stages.baselines import run_sample_model
 
 with redirect_output(snakemake.log[0]):
     run_sample_model(

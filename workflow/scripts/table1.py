@@ -1,10 +1,10 @@
 """Rule write_table1: Table 1 as CSV and Markdown, beside the paper's values."""
 
-from pae.fid import run_table1
 from pae.io import redirect_output
+from pae.stages.fid import run_write_table1
 
 with redirect_output(snakemake.log[0]):
-    run_table1(
+    run_write_table1(
         score_files=list(snakemake.input.scores),
         reference_npz=snakemake.input.reference,
         classifier_metrics=snakemake.input.classifier,

@@ -1,10 +1,10 @@
 """Rule make_table2: Table 2 (OoD AUROC, AUPR, FPR95) from the per-run score files, rows in ood.rows order."""
 
 from pae.io import redirect_output
-from pae.ood import run_table2
+from pae.stages.ood import run_make_table2
 
 with redirect_output(snakemake.log[0]):
-    run_table2(
+    run_make_table2(
         files={key: list(snakemake.input.get(key, [])) for key in snakemake.params.rows},
         csv_path=snakemake.output.csv,
         md_path=snakemake.output.md,

@@ -1,14 +1,14 @@
-"""Rule train_ae: infoGAN auto-encoder on Eq. 2 (pae.train.train_ae); resumes from RUN/ae.ckpt."""
+"""Rule train_ae: infoGAN auto-encoder on Eq. 2 (pae.stages.train.run_train_ae); resumes from RUN/ae.ckpt."""
 
 from pathlib import Path
 
 from pae.io import redirect_output, set_threads
-from pae.train import train_ae
+from pae.stages.train import run_train_ae
 
 with redirect_output(snakemake.log[0]):
     set_threads(snakemake.threads)
     model_path = Path(snakemake.output.model)
-    train_ae(
+    run_train_ae(
         data_path=snakemake.input.data,
         model_path=model_path,
         history_path=snakemake.output.history,

@@ -1,7 +1,7 @@
 """Rule train_classifier: the domain-FID CNN classifier on the training split."""
 
-from pae.classifier import run_train_classifier
 from pae.io import redirect_output
+from pae.stages.fid import run_train_classifier
 
 with redirect_output(snakemake.log[0]):
     run_train_classifier(

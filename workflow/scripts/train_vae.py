@@ -1,14 +1,14 @@
-"""Rule train_vae: VAE / β-VAE baseline on Eq. 15 (pae.vae.train_vae); resumes from RUN/{vaemodel}.ckpt."""
+"""Rule train_vae: VAE / β-VAE baseline on Eq. 15 (pae.stages.baselines.run_train_vae); resumes from RUN/{vaemodel}.ckpt."""
 
 from pathlib import Path
 
 from pae.io import redirect_output, set_threads
-from pae.vae import train_vae
+from pae.stages.baselines import run_train_vae
 
 with redirect_output(snakemake.log[0]):
     set_threads(snakemake.threads)
     model_path = Path(snakemake.output.model)
-    train_vae(
+    run_train_vae(
         data_path=snakemake.input.data,
         model_path=model_path,
         metrics_path=snakemake.output.metrics,

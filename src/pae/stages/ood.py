@@ -1,19 +1,14 @@
-"""Out-of-distribution detection with the PAE (paper Sec. 2.2, 4.2; Table 2, Fig. 5).
-
-Metrics. OoD images are the *positive* class. Scores are "higher = more in-distribution", so the
-detection statistic is t = −score (large t ⇒ flagged as OoD). Fig. 5's TP/FP ratio is also given with the
-other convention (in-distribution positive, as the original AUROC code had it): `tp_fp_rates`.
-
-Drivers called by the workflow scripts: `run_ood_scores` (AE parts), `run_vae_scores` (VAE part),
-`run_table2`, `run_fig5`.
+"""Stage drivers of workflow/rules/ood.smk: OoD score files (paper Sec. 2.2, 4.2; Eq. 5, 9, 11, 12 and the VAE
+ELBO / IWAE) and Table 2.
 
 Score files RUN/ood_scores_{part}.npz hold, for every image set (`test` = the in-distribution test split,
-then the OoD sets mnist, omniglot, fmnist_hflip, fmnist_vflip), float64 arrays `{score}__{set}`:
-part `recon`: recon; part `density`: density, eq12; part `map`: eq12_map, laplace (Eq. 11 at the same MAP
-z'), eq12_start (Eq. 12 at the encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
-K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...).
-Parts are separate files so that Table 2 needs a flow only where a density enters, runs the costly MAP
-refinement only at ood.eq12_K and the IWAE only when its rows are asked for.
+then the OoD sets of `pae.catalog.OOD_SETS`), float64 arrays `{score}__{set}`: part `recon`: recon; part
+`density`: density, eq12; part `map`: eq12_map, laplace (Eq. 11 at the same MAP z'), eq12_start (Eq. 12 at
+the encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
+K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...). Parts
+are separate files so that Table 2 needs a flow only where a density enters, runs the costly MAP
+refinement only at ood.eq12_K and the IWAE only when its rows are asked for. Metrics: `pae.metrics`
+(OoD = positive class, statistic −score).
 """
 
 from __future__ import annotations
@@ -27,14 +22,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+import torch
 
 from pae import io
-from pae.density import SCORES, floor_sigma, image_scores, quantization_sigma
+from pae.artifacts import load_flow, load_images, load_model, load_scores, load_sigma
+from pae.catalog import IN_SET, OOD_LABELS, OOD_SETS
+from pae.density import eval_mode, floor_sigma, image_scores, quantization_sigma
+from pae.images import to_model_input
+from pae.metrics import aupr, auroc, fpr_at_tpr
+from pae.stages.common import write_table
+from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
+from pae.vae import vae_scores
 
-OOD_SETS = ("mnist", "omniglot", "fmnist_hflip", "fmnist_vflip")
-IN_SET = "test"
-SET_COLUMNS = {"mnist": "MNIST", "omniglot": "OMNIGLOT", "fmnist_hflip": "FMNIST-hflip", "fmnist_vflip": "FMNIST-vflip"}
 PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map", "laplace"), "vae": ("elbo", "iwae")}
 
 
@@ -82,192 +81,13 @@ NOT_RUN = {"eq12_map": "not run (ood.map_steps is 0)", "laplace": "not run (ood.
 # ------------------------------------------------------------------------------------------------
 # Workflow helpers (used by workflow/rules/ood.smk; kept here so they are tested and the rule file stays flat)
 
-MAP_SECONDS_PER_STEP_PER_500 = 1.0  # measured ≈ 0.5 s at K = 64 on 2 CPU cores; doubled for safety
-LAPLACE_SECONDS_PER_IMAGE = 0.5  # Eq. 11 at K = 64: ≈ 0.3-0.5 s per image on one busy CPU core (the decoder's Jacobian)
-VAE_DECODES_PER_SECOND = 400  # measured ≈ 550-1200 decodes/s (K = 32, 2 CPU cores, busy to idle); margin
-
-
-def table2_plan(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
-    """Table 2 rows of config ood.rows (in that order) → (score-file part, K), checked."""
-    rows = config["ood"].get("rows", list(TABLE2_ROWS))
-    if not rows:
-        raise ValueError("config key ood.rows is empty; list at least one of " + ", ".join(TABLE2_ROWS))
-    unknown = [r for r in rows if r not in TABLE2_ROWS]
-    if unknown or len(set(rows)) != len(rows):
-        raise ValueError(f"config key ood.rows = {list(rows)}: unknown or repeated row(s) {unknown or 'repeated'}; "
-                         f"choose each at most once from {list(TABLE2_ROWS)}")
-    if any(TABLE2_ROWS[r].part == "vae" for r in rows) and "vae" not in config["vae"]["models"]:
-        raise ValueError("config key ood.rows asks for elbo/iwae rows, which score the plain VAE, but vae.models "
-                         "has no entry 'vae'; add it (beta 1, capacity 0) or drop the rows")
-
-    def k_of(key: str) -> int:
-        section, name = key.split(".")
-        return int(config[section][name])
-
-    return {r: (TABLE2_ROWS[r].part, k_of(TABLE2_ROWS[r].k_key)) for r in rows}
-
-
-def table2_inputs(config: Mapping[str, Any], pattern: str, dataset: str, seeds: Sequence[int]) -> dict[str, list[str]]:
-    """Score files per Table 2 row (one per seed; `pattern` has {dataset}, {K}, {seed}, {part}); no MAP file
-    at all when ood.map_steps is 0 (that row is then written "not run")."""
-    return {
-        row: [pattern.format(dataset=dataset, K=K, seed=s, part=part) for s in seeds]
-        if not (part == "map" and config["ood"]["map_steps"] == 0) else []
-        for row, (part, K) in table2_plan(config).items()
-    }
-
-
-def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_sigma: str) -> dict[str, Any]:
-    """Inputs of rule ood_scores: the data always; the VAE (RUN/vae.pt) for part vae, else the AE; the flow
-    only for density/map; ae_stats.npz (Eq. 8 σ) only where a σ enters (density/map, or recon with
-    recon_sigma pixelwise)."""
-    files: dict[str, Any] = {
-        "data": f"{processed}/{dataset}.npz",
-        "ood": [f"{processed}/ood/{o}.npz" for o in OOD_SETS],
-    }
-    if part == "vae":
-        return {"vae": f"{run}/vae.pt"} | files
-    files["ae"] = f"{run}/ae.pt"
-    if part != "recon":
-        files["flow"] = f"{run}/flow.pt"
-    if part != "recon" or recon_sigma == "pixelwise":
-        files["stats"] = f"{run}/ae_stats.npz"
-    return files
-
-
-def score_rule_settings(part: str, ood_cfg: Mapping[str, Any], scale: float,
-                        vae_sigma: float | None = None) -> dict[str, Any]:
-    """The settings one part depends on (rule params), so e.g. a new ood.map_steps reruns only `map`.
-    vae_sigma: the plain VAE's decoder σ (vae.models.vae.sigma), for part vae."""
-    p: dict[str, Any] = {"scale": scale, "batch_size": ood_cfg["batch_size"]}
-    if part == "recon":
-        p["recon_sigma"] = ood_cfg["recon_sigma"]
-    if part == "map":
-        p |= {k: ood_cfg.get(k) for k in ("map_steps", "map_lr", "map_count", "laplace_count")}
-    if part == "vae":
-        p |= {k: ood_cfg.get(k) for k in ("iwae_samples", "iwae_count")} | {"sigma": vae_sigma}
-    return p
-
-
-def score_rule_runtime(part: str, ood_cfg: Mapping[str, Any], n_per_set: int = 13180) -> int:
-    """Runtime estimate (minutes) of one ood_scores job on 2 CPU cores; the MAP and VAE parts dominate."""
-    if part == "map":
-        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
-        n_laplace = (1 + len(OOD_SETS)) * min(ood_cfg.get("laplace_count") or n_per_set, n_per_set)
-        return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60
-                        + n_laplace * LAPLACE_SECONDS_PER_IMAGE / 60)
-    if part == "vae":
-        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("iwae_count") or n_per_set, n_per_set)
-        return 10 + int(n * ood_cfg.get("iwae_samples", 100) / VAE_DECODES_PER_SECOND / 60)
-    return 30
-
 
 # ------------------------------------------------------------------------------------------------
 # Metrics
 
 
-def _check_scores(scores_in: Any, scores_ood: Any) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(scores_in, dtype=np.float64).ravel()
-    b = np.asarray(scores_ood, dtype=np.float64).ravel()
-    if a.size == 0 or b.size == 0:
-        raise ValueError(f"need scores for both classes, got {a.size} in-distribution and {b.size} OoD")
-    if np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError("scores contain NaN; the model producing them diverged")
-    # ±inf (e.g. a log-density that underflowed) keeps its rank: map it just beyond the finite range.
-    both = np.concatenate([a, b])
-    finite = both[np.isfinite(both)]
-    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-    span = hi - lo + 1.0
-    a = np.clip(a, lo - span, hi + span)
-    b = np.clip(b, lo - span, hi + span)
-    return a, b
-
-
-def auroc(scores_in: Any, scores_ood: Any) -> float:
-    """Area under the ROC curve for separating OoD (positive) from in-distribution (negative) samples.
-
-    Statistic t = −score, computed with sklearn's roc_auc_score: the probability that a random OoD image
-    has a lower score than a random in-distribution one, ties counted ½ (Mann–Whitney). 1 = perfect,
-    0.5 = chance.
-    """
-    a, b = _check_scores(scores_in, scores_ood)
-    y = np.concatenate([np.zeros(a.size), np.ones(b.size)])
-    return float(roc_auc_score(y, -np.concatenate([a, b])))
-
-
-def aupr(scores_in: Any, scores_ood: Any) -> float:
-    """Area under the precision–recall curve with OoD as the positive class and t = −score: sklearn's
-    average_precision_score, AP = Σ_n (R_n − R_{n−1}) P_n over the thresholds. 1 = perfect; a detector
-    without skill scores the fraction of OoD images, m/(n + m)."""
-    a, b = _check_scores(scores_in, scores_ood)
-    y = np.concatenate([np.zeros(a.size), np.ones(b.size)])
-    return float(average_precision_score(y, -np.concatenate([a, b])))
-
-
-def tp_fp_rates(scores_in: Any, scores_ood: Any, fn_rate: float = 0.05, positive: str = "ood") -> tuple[float, float]:
-    """(TPR, FPR) at the threshold that misses a fraction `fn_rate` of the positive class.
-
-    positive = "ood" (Fig. 5 here): statistic t = −score, positives the m OoD images, negatives the n
-    in-distribution ones. positive = "in" (the original AUROC code's convention): t = score, positives the
-    in-distribution images, negatives the OoD ones. Sort the positives' statistics ascending,
-    t_(1) ≤ … ≤ t_(m), let k = ⌊fn_rate·m⌋ and take τ = t_(k+1): an image is called positive when t ≥ τ.
-    Then at most k positives are missed (exactly k without ties), TPR = #{positives: t ≥ τ}/m ≥ 1 − fn_rate
-    and FPR = #{negatives: t ≥ τ}/n.
-    """
-    if not 0.0 <= fn_rate < 1.0:
-        raise ValueError(f"config key ood.fn_rate must be in [0, 1), got {fn_rate!r}")
-    if positive not in ("ood", "in"):
-        raise ValueError(f"positive must be 'ood' or 'in', got {positive!r}")
-    a, b = _check_scores(scores_in, scores_ood)
-    pos, neg = (-b, -a) if positive == "ood" else (a, b)
-    k = int(math.floor(fn_rate * pos.size + 1e-9))
-    tau = np.sort(pos)[k]
-    return float(np.mean(pos >= tau)), float(np.mean(neg >= tau))
-
-
-def tp_fp_ratio(scores_in: Any, scores_ood: Any, fn_rate: float = 0.05, positive: str = "ood") -> float:
-    """TPR / FPR at the threshold that misses a fraction `fn_rate` of the positive class (Fig. 5; see
-    `tp_fp_rates`). When FPR = 0 (no negative reaches τ) the ratio is unbounded and `math.inf` is returned."""
-    tpr, fpr = tp_fp_rates(scores_in, scores_ood, fn_rate, positive)
-    return math.inf if fpr == 0.0 else tpr / fpr
-
-
-def fpr_at_tpr(scores_in: Any, scores_ood: Any, tpr: float = 0.95) -> float:
-    """FPR at TPR ≥ `tpr` with OoD positive ("FPR95" for tpr 0.95): the fraction of in-distribution images
-    flagged as OoD at the highest threshold that still flags a fraction `tpr` of the OoD images
-    (`tp_fp_rates` with fn_rate = 1 − tpr). 0 = perfect; a detector without skill gives ≈ tpr."""
-    if not 0.0 < tpr <= 1.0:
-        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
-    return tp_fp_rates(scores_in, scores_ood, 1.0 - tpr, "ood")[1]
-
-
 # ------------------------------------------------------------------------------------------------
 # Score files
-
-
-def load_images(path: str | Path, key: str) -> np.ndarray:
-    """uint8 images (N, C, H, W) from a preprocessed npz (`test` → x_test, or `x`), checked."""
-    from pae.data import load_split
-
-    x = load_split(path, key)
-    if x.dtype != np.uint8 or x.ndim != 4 or len(x) == 0:
-        raise ValueError(f"{path}[{key!r}] must be non-empty uint8 images (N, C, H, W), got {x.dtype} {x.shape}; "
-                         "rebuild it with `snakemake data`")
-    return x
-
-
-def load_sigma(stats_path: str | Path) -> np.ndarray:
-    """The Eq. 8 pixel-wise σ (C, H, W) from ae_stats.npz."""
-    stats_path = Path(stats_path)
-    if not stats_path.is_file():
-        raise FileNotFoundError(f"{stats_path} does not exist; run the encode_ae rule first")
-    try:
-        with np.load(stats_path) as f:
-            if "sigma" not in f.files:
-                raise KeyError(f"{stats_path} has no array 'sigma' (found {f.files}); re-run encode_ae")
-            return np.asarray(f["sigma"], dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{stats_path} is not a readable .npz ({exc}); delete it and re-run encode_ae") from exc
 
 
 def subset_index(n: int, count: int | None, key: str = "ood.map_count") -> np.ndarray:
@@ -306,9 +126,6 @@ def run_ood_scores(
     In-distribution set: x_test of `in_path`; OoD sets: key x of each of `ood_paths` (name → file).
     sigma_floor None → `quantization_sigma(scale)`. The file is written only when everything succeeded.
     """
-    from pae.flows import load_flow
-    from pae.nets import load_model
-
     if part not in PART_SCORES or part == "vae":
         raise ValueError(f"unknown score part {part!r}; choose from recon, density, map (part vae: run_vae_scores)")
     unknown = set(ood_paths) - set(OOD_SETS)
@@ -374,8 +191,6 @@ def run_ood_scores(
 def score_generator(seed: int, set_number: int, device: Any = "cpu") -> Any:
     """The torch.Generator of image set number `set_number` (0 = test, then OOD_SETS) for run seed `seed`:
     seeded from numpy's SeedSequence([seed, set_number]), so every set has its own reproducible stream."""
-    import torch
-
     state = int(np.random.SeedSequence([int(seed), int(set_number)]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator(device=device).manual_seed(state)
 
@@ -401,13 +216,6 @@ def run_vae_scores(
     images per set (None = all); inputs x/scale − 0.5, no dequantisation; the VAE in eval mode. Each set
     draws its samples from its own generator, seeded by (seed, set number). `sigma` must be the VAE's
     training σ. Writes `out_path` only when everything succeeded."""
-    import torch
-
-    from pae.data import to_model_input
-    from pae.density import eval_mode
-    from pae.nets import load_model
-    from pae.vae import vae_scores
-
     unknown = set(ood_paths) - set(OOD_SETS)
     if unknown:
         raise ValueError(f"unknown OoD set(s) {sorted(unknown)}; choose from {OOD_SETS}")
@@ -461,25 +269,7 @@ def run_vae_scores(
     return out
 
 
-def load_scores(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(scores {'{score}__{set}': array}, meta {key: value}) from a score file, checked for NaN."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"score file {path} does not exist; run the ood_scores rule")
-    try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001 - any read failure means a corrupt file
-        raise ValueError(f"{path} is not a readable .npz ({exc}); delete it and re-run ood_scores") from exc
-    meta = {k[len("meta__"):]: v.item() for k, v in arrays.items() if k.startswith("meta__")}
-    scores = {k: v for k, v in arrays.items() if not k.startswith("meta__")}
-    for k, v in scores.items():
-        if v.dtype.kind == "f" and np.isnan(v).any():
-            raise ValueError(f"{path}: {k} contains NaN; delete the file and re-run ood_scores")
-    return scores, meta
-
-
-def _pair(scores: Mapping[str, np.ndarray], key: str, ood: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def score_pair(scores: Mapping[str, np.ndarray], key: str, ood: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     k_in, k_ood = f"{key}__{IN_SET}", f"{key}__{ood}"
     if k_in not in scores or k_ood not in scores:
         raise KeyError(f"{path} lacks {k_in!r} or {k_ood!r}; delete it and re-run ood_scores")
@@ -501,8 +291,8 @@ def table2_measurements(files: Mapping[str, Sequence[str | Path]], oods: Sequenc
         for p in paths:
             scores, meta = load_scores(p)
             for o in oods:
-                a, b = _pair(scores, key, o, Path(p))
-                records.append({"row": TABLE2_LABELS[key], "column": SET_COLUMNS[o], "seed": meta.get("seed"),
+                a, b = score_pair(scores, key, o, Path(p))
+                records.append({"row": TABLE2_LABELS[key], "column": OOD_LABELS[o], "seed": meta.get("seed"),
                                 "K": meta.get("K"), "value": auroc(a, b), "aupr": aupr(a, b),
                                 "fpr95": fpr_at_tpr(a, b, 0.95)})
     return pd.DataFrame.from_records(records, columns=["row", "column", "seed", "K", "value", "aupr", "fpr95"])
@@ -536,7 +326,7 @@ def _metric_summary(meas: pd.DataFrame) -> pd.DataFrame:
     return out[["row", "column", "aupr", "aupr_std", "fpr95", "fpr95_std"]]
 
 
-def run_table2(
+def run_make_table2(
     files: Mapping[str, Sequence[str | Path]],
     csv_path: str | Path,
     md_path: str | Path,
@@ -553,13 +343,11 @@ def run_table2(
     `n_seeds`, `paper`, `difference`, and `aupr`, `fpr95` (+ `_std`); the Markdown shows AUROC with the
     paper's value, then a compact AUPR / FPR95 table, then the paper's quoted baselines.
     """
-    from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block, write_table
-
     unknown = [k for k in files if k not in TABLE2_ROWS]
     if unknown:
         raise ValueError(f"unknown Table 2 row(s) {unknown}; choose from {list(TABLE2_ROWS)}")
     meas = table2_measurements({k: p for k, p in files.items() if p})
-    cols = [SET_COLUMNS[o] for o in OOD_SETS]
+    cols = [OOD_LABELS[o] for o in OOD_SETS]
     for key in (k for k, p in files.items() if not p):
         meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1, "K": ks.get(key),
                                               "value": NOT_RUN.get(key, "not run"), "aupr": math.nan,
@@ -600,85 +388,3 @@ def run_table2(
 
 # ------------------------------------------------------------------------------------------------
 # Figure 5
-
-
-FIG5_COLUMNS = ["score", "K", "seed", "ratio", "tpr", "fpr", "n_in", "n_ood",
-                "ratio_in_positive", "tpr_in_positive", "fpr_in_positive"]
-
-
-def fig5_ratios(
-    recon_files: Mapping[int, Sequence[str | Path]],
-    density_files: Mapping[int, Sequence[str | Path]],
-    fn_rate: float,
-    ood: str = "mnist",
-) -> pd.DataFrame:
-    """TP/FP ratio at FN = fn_rate per K, score and seed, F-MNIST test vs `ood` (see `tp_fp_rates`).
-
-    ratio, tpr, fpr: OoD positive (plotted in Fig. 5): the threshold misses fn_rate of the OoD images and
-    fpr is the fraction of in-distribution images flagged. ratio_in_positive, tpr_in_positive,
-    fpr_in_positive: in-distribution positive (the original AUROC code's convention): the threshold rejects
-    fn_rate of the in-distribution images and fpr is the fraction of OoD images accepted."""
-    records = []
-    for label, files, key in (("reconstruction error", recon_files, "recon"),
-                              ("latent density", density_files, "density")):
-        for K, paths in files.items():
-            for p in paths:
-                scores, meta = load_scores(p)
-                a, b = _pair(scores, key, ood, Path(p))
-                tpr, fpr = tp_fp_rates(a, b, fn_rate, "ood")
-                tpr_in, fpr_in = tp_fp_rates(a, b, fn_rate, "in")
-                records.append({"score": label, "K": int(K), "seed": meta.get("seed"),
-                                "ratio": tp_fp_ratio(a, b, fn_rate, "ood"), "tpr": tpr, "fpr": fpr,
-                                "n_in": a.size, "n_ood": b.size,
-                                "ratio_in_positive": tp_fp_ratio(a, b, fn_rate, "in"),
-                                "tpr_in_positive": tpr_in, "fpr_in_positive": fpr_in})
-    return pd.DataFrame.from_records(records, columns=FIG5_COLUMNS)
-
-
-def run_fig5(
-    ae_paths: Mapping[int, str | Path],
-    recon_files: Mapping[int, Sequence[str | Path]],
-    density_files: Mapping[int, Sequence[str | Path]],
-    mnist_path: str | Path,
-    out_stem: str | Path,
-    fn_rate: float = 0.05,
-    scale: float = 255,
-    n_images: int = 8,
-    device: str = "auto",
-    threads: int | None = None,
-    log: Callable[[str], None] = print,
-) -> pd.DataFrame:
-    """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K (`ae_paths`, one
-    seed), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds), OoD
-    positive. Writes out_stem.png/.pdf and out_stem.csv (`fig5_ratios`: the plotted OoD-positive ratios and
-    the in-distribution-positive ones); returns the ratios."""
-    import torch
-
-    from pae.data import to_model_input, to_uint8
-    from pae.figures import fig5
-    from pae.nets import load_model
-
-    if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
-    x = load_images(mnist_path, "x")[: int(n_images)]
-    recons = {}
-    for K, path in sorted(ae_paths.items()):
-        model, _ = load_model(path, dev)
-        with torch.no_grad():
-            recons[int(K)] = to_uint8(model(to_model_input(x, scale=scale).to(dev)), scale=scale)
-    ratios = fig5_ratios(recon_files, density_files, fn_rate)
-    for _, r in ratios.iterrows():
-        log(f"K={r['K']} seed {r['seed']} {r['score']}: TP/FP = {r['ratio']:.4g} (OoD positive; "
-            f"in-distribution positive: {r['ratio_in_positive']:.4g})")
-    fig5(x, recons, ratios, fn_rate, out_stem)
-    with io.atomic_path(Path(out_stem).with_suffix(".csv")) as tmp:
-        ratios.to_csv(tmp, index=False, float_format="%.6g")
-    return ratios
-
-
-__all__ = [
-    "OOD_SETS", "SCORES", "TABLE2_LABELS", "TABLE2_ROWS", "Table2Row", "aupr", "auroc", "fig5_ratios", "fpr_at_tpr",
-    "load_scores", "run_fig5", "run_ood_scores", "run_table2", "run_vae_scores", "score_generator", "subset_index",
-    "table2_inputs", "table2_measurements", "table2_plan", "tp_fp_rates", "tp_fp_ratio",
-]

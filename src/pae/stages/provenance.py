@@ -1,4 +1,5 @@
-"""Provenance of a result table: code version, configuration, software, hardware and wall time per stage.
+"""Stage driver of workflow/rules/provenance.smk: the provenance of a result table (code version, configuration,
+software, hardware and wall time per stage).
 
 Written beside every table (``OUT/table2.provenance.json`` and ``.md``) so a number can be traced back to
 the commit, the resolved configuration and the machine that produced it. Nothing here touches the
@@ -371,7 +372,7 @@ def render_markdown(prov: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_provenance(
+def run_provenance(
     json_path: str | Path, md_path: str | Path | None = None, **collect_kwargs: Any
 ) -> dict[str, Any]:
     """Collect the record (:func:`collect_provenance` arguments) and write JSON (+ Markdown), atomically."""

@@ -12,7 +12,6 @@ Both spaces of a corruption see the same corrupted images and the same random st
 
 from __future__ import annotations
 
-import math
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +20,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pae import io
-from pae.posterior import SPACES, Corruption, PosteriorSettings
+from pae.artifacts import (
+    load_classifier,
+    load_flow,
+    load_labelled_test,
+    load_model,
+    load_sigma,
+    meta_of,
+    read_npz,
+)
+from pae.density import eval_mode, floor_sigma, quantization_sigma
+from pae.figures import fig6
+from pae.images import to_model_input
+from pae.posterior import (
+    SPACES,
+    Corruption,
+    LaplaceMixture,
+    PosteriorModel,
+    PosteriorSettings,
+    corrupt,
+    eval_region,
+    interval_coverage,
+    label_statistics,
+    likelihood_variance,
+    posterior_analysis,
+    psnr,
+    ssim,
+)
+from pae.stages.common import save_figure
 
 METHODS = {  # metrics row label per method
     "u": "PAE posterior (u-space, flow prior)",
@@ -39,58 +66,9 @@ def corruption_seed(seed: int, name: str) -> int:
     return int(seed) * 1_000_003 + zlib.crc32(name.encode()) % 1_000_003
 
 
-def rule_inputs(run: str, processed: str, dataset: str, space: str) -> dict[str, str]:
-    """Inputs of rule posterior: AE, ae_stats.npz (Eq. 8 σ) and the dataset; the flow only for space u."""
-    files = {"ae": f"{run}/ae.pt", "stats": f"{run}/ae_stats.npz", "data": f"{processed}/{dataset}.npz"}
-    if space == "u":
-        files["flow"] = f"{run}/flow.pt"
-    return files
-
-
-def runtime_minutes(n_images: int, settings: Mapping[str, Any], row_steps_per_s: float = 2e4) -> int:
-    """Generous cluster runtime of one posterior job (minutes) from its Adam row-steps."""
-    st = PosteriorSettings.from_config(settings)
-    row_steps = n_images * st.n_starts * sum(st.steps)
-    return 30 + math.ceil(row_steps / row_steps_per_s / 60)
-
-
-def _load(path: str | Path, what: str, rule: str) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist; run the rule {rule} first")
-    try:
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ValueError(f"{path} is not a readable .npz ({exc}); delete it and rerun {rule}") from exc
-
-
-def _meta(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    return {k[6:]: arrays[k].item() for k in arrays if k.startswith("meta__")}
-
-
-def load_test_images(data_path: str | Path, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n_images test images (uint8 (N, C, H, W)) and labels of a preprocessed dataset."""
-    from pae.data import load_split
-
-    x = load_split(data_path, "test")
-    try:
-        y = load_split(data_path, "y_test")
-    except Exception as exc:  # noqa: BLE001
-        raise KeyError(f"{data_path} has no y_test labels; the posterior metrics need a labelled dataset") from exc
-    if int(n_images) < 1:
-        raise ValueError(f"config key posterior.n_images must be >= 1, got {n_images!r}")
-    if len(x) < int(n_images):
-        raise ValueError(f"config key posterior.n_images = {n_images} but {data_path} has only {len(x)} test "
-                         "images; lower posterior.n_images")
-    return x[: int(n_images)], np.asarray(y[: int(n_images)]).astype(np.int64)
-
-
-def load_floored_sigma(stats_path: str | Path, scale: float, sigma_floor: float | None, image_shape):
-    """The Eq. 8 σ from ae_stats.npz, floored as in pae.density (None → quantisation σ)."""
-    from pae.density import floor_sigma, quantization_sigma
-    from pae.ood import load_sigma
-
+def load_floored_sigma(stats_path: str | Path, scale: float, sigma_floor: float | None,
+                       image_shape: Sequence[int]) -> tuple[torch.Tensor, float]:
+    """The Eq. 8 σ from ae_stats.npz, floored as in pae.density (None → the quantisation σ), and the floor."""
     floor = quantization_sigma(scale) if sigma_floor is None else float(sigma_floor)
     sigma = floor_sigma(load_sigma(stats_path), floor)
     if tuple(sigma.shape) != tuple(image_shape):
@@ -118,13 +96,6 @@ def run_posterior(
 ) -> dict[str, np.ndarray]:
     """Rule posterior: corrupt the first n_images test images, run `posterior_analysis` in `space` (u with the
     flow at flow_path, or z), write the npz described in the module docstring."""
-    import torch
-
-    from pae.data import to_model_input
-    from pae.flows import load_flow
-    from pae.nets import load_model
-    from pae.posterior import PosteriorModel, corrupt, likelihood_variance, posterior_analysis
-
     if space not in SPACES:
         raise ValueError(f"unknown posterior space {space!r}; choose from {SPACES}")
     c = Corruption.from_config(corruption_name, corruption)
@@ -141,7 +112,7 @@ def run_posterior(
         if flow.K != ae.latent_dim:
             raise ValueError(f"flow {flow_path} has K={flow.K} but the AE {ae_path} has K={ae.latent_dim}")
     sigma, floor = load_floored_sigma(stats_path, scale, sigma_floor, ae.image_shape)
-    x_u8, y = load_test_images(data_path, n_images)
+    x_u8, y = load_labelled_test(data_path, n_images)
     if tuple(x_u8.shape[1:]) != tuple(ae.image_shape):
         raise ValueError(f"{data_path}: images of shape {x_u8.shape[1:]} do not fit the AE ({ae.image_shape})")
     x = to_model_input(x_u8, scale=scale, dequantize=False)
@@ -184,16 +155,12 @@ def run_posterior(
 
 
 def _decode(decoder, z: np.ndarray, dev, batch: int = 4096) -> np.ndarray:
-    import torch
-
     zt = torch.as_tensor(z, dtype=torch.float32)
     with torch.no_grad():
         return torch.cat([decoder(zt[i : i + batch].to(dev)).cpu() for i in range(0, len(zt), batch)]).numpy()
 
 
 def _classify(classifier, x: np.ndarray, dev, batch: int = 4096) -> np.ndarray:
-    import torch
-
     xt = torch.as_tensor(x, dtype=torch.float32)
     with torch.no_grad():
         return torch.cat([classifier(xt[i : i + batch].to(dev)).argmax(1).cpu()
@@ -206,9 +173,7 @@ def method_metrics(post: Mapping[str, np.ndarray], decoder, classifier, sigma: n
     samples) on the evaluation region (hidden pixels for masks, all pixels otherwise), credible-interval
     coverage of the decoded samples (and of the predictive samples g(z) + σ ε with the Eq. 8 σ), class
     consistency of the samples, modes."""
-    from pae.posterior import eval_region, interval_coverage, label_statistics, psnr, ssim
-
-    scale = float(_meta(post).get("scale", 255))
+    scale = float(meta_of(post).get("scale", 255))
     x = post["x"].astype(np.float64) / scale - 0.5
     region = eval_region(post["observed"], has_mask)
     N = len(x)
@@ -256,11 +221,7 @@ def method_metrics(post: Mapping[str, np.ndarray], decoder, classifier, sigma: n
 
 def ae_baseline_metrics(post: Mapping[str, np.ndarray], ae, classifier, has_mask: bool, dev) -> dict[str, float]:
     """The plain AE applied to the corrupted input (hidden pixels filled with 0 = mid-grey): g(f(x̃))."""
-    import torch
-
-    from pae.posterior import eval_region, psnr, ssim
-
-    scale = float(_meta(post).get("scale", 255))
+    scale = float(meta_of(post).get("scale", 255))
     x = post["x"].astype(np.float64) / scale - 0.5
     region = eval_region(post["observed"], has_mask)
     xt = torch.as_tensor(np.where(post["observed"], post["x_tilde"], 0.0), dtype=torch.float32)
@@ -297,12 +258,6 @@ def run_posterior_metrics(
 ) -> pd.DataFrame:
     """Rule posterior_metrics: posterior_files {corruption: {"u": npz, "z": npz}} → posterior_metrics.csv (one
     row per corruption × method: PAE u-space, z-space N(0, I), plain AE) and its Markdown rendering."""
-    import torch
-
-    from pae.classifier import load_classifier
-    from pae.density import eval_mode
-    from pae.nets import load_model
-
     if threads is not None:
         io.set_threads(threads)
     dev = io.resolve_device(device)
@@ -314,13 +269,13 @@ def run_posterior_metrics(
     rows = []
     with eval_mode(ae, clf), torch.no_grad():
         for name, files in posterior_files.items():
-            posts = {s: _load(p, "posterior file", "posterior") for s, p in files.items()}
+            posts = {s: read_npz(p, "run the rule posterior") for s, p in files.items()}
             first = next(iter(posts.values()))
             for post in posts.values():
                 if not (np.array_equal(post["x_tilde"], first["x_tilde"]) and np.array_equal(post["y"], first["y"])):
                     raise ValueError(f"posterior files of corruption {name!r} saw different corrupted images; "
                                      "delete them and rerun the posterior rule")
-            meta = _meta(first)
+            meta = meta_of(first)
             has_mask = meta.get("mask", "none") != "none"
             base = {"corruption": name, "mask": meta.get("mask"), "noise": meta.get("noise"),
                     "n_images": len(first["x"]), "region": "hidden pixels" if has_mask else "all pixels"}
@@ -395,7 +350,7 @@ def marginal_dims(means: np.ndarray, weights: np.ndarray, cov: np.ndarray) -> tu
     return int(min(dims)), int(max(dims))
 
 
-def run_fig6(
+def run_make_fig6(
     examples: Sequence[Mapping[str, Any]],
     posterior_files: Mapping[str, str | Path],
     ae_path: str | Path,
@@ -410,12 +365,6 @@ def run_fig6(
     Left: corrupted input (mask grey), MAP, truth per example. Middle: 2-D marginal of the mixture posterior
     of the first masked example (first example if none is masked). Right: its posterior samples decoded,
     without and with the mask."""
-    import torch
-
-    from pae.figures import fig6
-    from pae.nets import load_model
-    from pae.posterior import LaplaceMixture
-
     if not examples:
         raise ValueError("config key posterior.fig6_examples is empty; list at least one {corruption, index}")
     if threads is not None:
@@ -428,13 +377,13 @@ def run_fig6(
         if name not in posterior_files:
             raise ValueError(f"config key posterior.fig6_examples names corruption {name!r}, which has no "
                              f"posterior file here (given: {sorted(posterior_files)})")
-        post = _load(posterior_files[name], "posterior file", "posterior")
+        post = read_npz(posterior_files[name], "run the rule posterior")
         if not 0 <= i < len(post["x"]):
             raise ValueError(f"config key posterior.fig6_examples: index {i} of {name!r} is outside the "
                              f"{len(post['x'])} analysed images (posterior.n_images)")
-        scale = float(_meta(post).get("scale", 255))
+        scale = float(meta_of(post).get("scale", 255))
         rows.append({"name": name, "i": i, "post": post, "scale": scale,
-                     "has_mask": _meta(post).get("mask", "none") != "none"})
+                     "has_mask": meta_of(post).get("mask", "none") != "none"})
     main = next((r for r in rows if r["has_mask"]), rows[0])
     p, i = main["post"], main["i"]
     mix = LaplaceMixture(
@@ -448,15 +397,15 @@ def run_fig6(
     zs = p["samples_z"][i][:n_samples]
     with torch.no_grad():
         xs = ae.decoder.eval()(torch.as_tensor(zs, dtype=torch.float32).to(dev)).cpu().numpy()
-    return fig6(
+    figure = fig6(
         inputs=np.stack([r["post"]["x_tilde"][r["i"]] for r in rows]),
         observed=np.stack([r["post"]["observed"][r["i"]] for r in rows]),
         maps=np.stack([r["post"]["map_x"][r["i"]] for r in rows]),
         truths=np.stack([r["post"]["x"][r["i"]].astype(np.float64) / r["scale"] - 0.5 for r in rows]),
         labels=[f"{r['name']} #{r['i']}" for r in rows],
         marginal={"samples": u[:, dims], "modes": p["modes_u"][i][keep][:, dims], "weights": w[keep], "dims": dims,
-                  "title": f"{main['name']} #{i}", "symbol": str(_meta(p).get("space", "u"))},
+                  "title": f"{main['name']} #{i}", "symbol": str(meta_of(p).get("space", "u"))},
         samples=xs,
         sample_observed=p["observed"][i],
-        stem=stem,
     )
+    return save_figure(figure, stem)

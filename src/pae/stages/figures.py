@@ -1,0 +1,97 @@
+"""Stage drivers of workflow/rules/figures.smk: Figs. 2, 3 and 5."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pae import io
+from pae.artifacts import load_images, load_model, load_samples, load_scores, read_json
+from pae.figures import fig2, fig3, fig5
+from pae.images import to_model_input, to_uint8
+from pae.metrics import tp_fp_rates, tp_fp_ratio
+from pae.stages.common import save_figure
+from pae.stages.ood import score_pair
+
+FIG5_COLUMNS = ["score", "K", "seed", "ratio", "tpr", "fpr", "n_in", "n_ood",
+                "ratio_in_positive", "tpr_in_positive", "fpr_in_positive"]
+
+
+def fig5_ratios(
+    recon_files: Mapping[int, Sequence[str | Path]],
+    density_files: Mapping[int, Sequence[str | Path]],
+    fn_rate: float,
+    ood: str = "mnist",
+) -> pd.DataFrame:
+    """TP/FP ratio at FN = fn_rate per K, score and seed, F-MNIST test vs `ood` (see `tp_fp_rates`).
+
+    ratio, tpr, fpr: OoD positive (plotted in Fig. 5): the threshold misses fn_rate of the OoD images and
+    fpr is the fraction of in-distribution images flagged. ratio_in_positive, tpr_in_positive,
+    fpr_in_positive: in-distribution positive (the original AUROC code's convention): the threshold rejects
+    fn_rate of the in-distribution images and fpr is the fraction of OoD images accepted."""
+    records = []
+    for label, files, key in (("reconstruction error", recon_files, "recon"),
+                              ("latent density", density_files, "density")):
+        for K, paths in files.items():
+            for p in paths:
+                scores, meta = load_scores(p)
+                a, b = score_pair(scores, key, ood, Path(p))
+                tpr, fpr = tp_fp_rates(a, b, fn_rate, "ood")
+                tpr_in, fpr_in = tp_fp_rates(a, b, fn_rate, "in")
+                records.append({"score": label, "K": int(K), "seed": meta.get("seed"),
+                                "ratio": tp_fp_ratio(a, b, fn_rate, "ood"), "tpr": tpr, "fpr": fpr,
+                                "n_in": a.size, "n_ood": b.size,
+                                "ratio_in_positive": tp_fp_ratio(a, b, fn_rate, "in"),
+                                "tpr_in_positive": tpr_in, "fpr_in_positive": fpr_in})
+    return pd.DataFrame.from_records(records, columns=FIG5_COLUMNS)
+
+
+def run_fig5(
+    ae_paths: Mapping[int, str | Path],
+    recon_files: Mapping[int, Sequence[str | Path]],
+    density_files: Mapping[int, Sequence[str | Path]],
+    mnist_path: str | Path,
+    out_stem: str | Path,
+    fn_rate: float = 0.05,
+    scale: float = 255,
+    n_images: int = 8,
+    device: str = "auto",
+    threads: int | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K (`ae_paths`, one
+    seed), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds), OoD
+    positive. Writes out_stem.png/.pdf and out_stem.csv (`fig5_ratios`: the plotted OoD-positive ratios and
+    the in-distribution-positive ones); returns the ratios."""
+    if threads is not None:
+        io.set_threads(threads)
+    dev = io.resolve_device(device)
+    x = load_images(mnist_path, "x")[: int(n_images)]
+    recons = {}
+    for K, path in sorted(ae_paths.items()):
+        model, _ = load_model(path, dev)
+        with torch.no_grad():
+            recons[int(K)] = to_uint8(model(to_model_input(x, scale=scale).to(dev)), scale=scale)
+    ratios = fig5_ratios(recon_files, density_files, fn_rate)
+    for _, r in ratios.iterrows():
+        log(f"K={r['K']} seed {r['seed']} {r['score']}: TP/FP = {r['ratio']:.4g} (OoD positive; "
+            f"in-distribution positive: {r['ratio_in_positive']:.4g})")
+    save_figure(fig5(x, recons, ratios, fn_rate), out_stem)
+    with io.atomic_path(Path(out_stem).with_suffix(".csv")) as tmp:
+        ratios.to_csv(tmp, index=False, float_format="%.6g")
+    return ratios
+
+
+def run_fig2(sample_files: dict[str, str | Path], stem: str | Path, n_images: int = 64) -> list[Path]:
+    """Rule fig2: panel title → samples npz (x uint8), first `n_images` of each."""
+    return save_figure(fig2({title: load_samples(p, n_images) for title, p in sample_files.items()}), stem)
+
+
+def run_fig3(sample_files: dict[int, str | Path], score_files: dict[int, str | Path], stem: str | Path,
+             n_images: int = 64) -> list[Path]:
+    """Rule fig3: K → PAE samples npz and K → fid_scores json (its sample_fid block)."""
+    fids = {int(K): read_json(p, "run the rule fid_scores")["sample_fid"] for K, p in score_files.items()}
+    return save_figure(fig3({int(K): load_samples(p, n_images) for K, p in sample_files.items()}, fids), stem)

@@ -1,0 +1,152 @@
+"""Stage drivers of workflow/rules/train.smk: the auto-encoder (Eq. 2), its latents and Eq. 8 σ, and the latent
+flow (Eq. 5)."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pae import io
+from pae.artifacts import load_latents, load_model, load_split, load_train_valid, save_flow, save_model
+from pae.flows import build_flow, mean_nll, train_flow
+from pae.io import resolve_device, save_json, save_npz, seed_everything
+from pae.nets import AutoEncoder
+from pae.train import LogFn, LossFn, ae_loss, encode, fit, pixel_sigma, reconstruction_mse
+
+
+def train_network(
+    build: Callable[[tuple[int, ...]], nn.Module],
+    loss_fn: LossFn,
+    data_path: str | Path,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    settings: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    log: LogFn = print,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Seed, build the network for the data's image shape, `pae.train.fit` it on the train split (validation
+    MSE each epoch, resumable from `checkpoint_path`) and save it with meta (settings, training seconds,
+    final val_mse). Shared by the AE and the VAE baselines, which the paper trains "with the same
+    procedure". The caller removes the checkpoint once all its outputs are written."""
+    x_train, x_valid = load_train_valid(data_path)
+    seed_everything(int(settings.get("seed", 0)))  # weight initialisation
+    model = build(tuple(x_train.shape[1:]))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"{type(model).__name__} {dict(meta)} on {data_path} ({x_train.shape}): {n_params} parameters")
+    history = fit(model, loss_fn, x_train, x_valid, settings, checkpoint_path, log)
+    info = dict(meta) | {"data": str(data_path), "settings": dict(settings),
+                         "train_seconds": float(sum(h["seconds"] for h in history)),
+                         "val_mse": float(history[-1]["val_mse"]), "epochs": len(history)}
+    save_model(model_path, model, info)
+    return model, history
+
+
+def run_train_ae(
+    data_path: str | Path,
+    model_path: str | Path,
+    history_path: str | Path,
+    checkpoint_path: str | Path,
+    latent_dim: int,
+    net: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    log: LogFn = print,
+) -> list[dict[str, float]]:
+    """Rule train_ae: the infoGAN AE (net: norm, spectral_norm, dropout, encoder_outputs) trained on Eq. 2;
+    writes model and history, then removes the checkpoint."""
+    _, history = train_network(lambda shape: AutoEncoder(latent_dim, shape, **net), ae_loss, data_path,
+                               model_path, checkpoint_path, settings, {"latent_dim": int(latent_dim)}, log)
+    save_json(history_path, history)
+    Path(checkpoint_path).unlink(missing_ok=True)
+    return history
+
+
+def run_encode_ae(
+    model_path: str | Path,
+    data_path: str | Path,
+    stats_path: str | Path,
+    metrics_path: str | Path,
+    scale: float,
+    batch_size: int = 500,
+    device: str = "auto",
+    log: LogFn = print,
+) -> dict[str, float]:
+    """Rule encode_ae: latents of every split, σ of Eq. 8 on the validation split, MSE metrics."""
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    model, meta = load_model(model_path, dev)
+    splits = {split: load_split(data_path, split) for split in ("train", "valid", "test")}
+    arrays: dict[str, np.ndarray] = {}
+    for split, x in splits.items():
+        arrays[f"z_{split}"] = encode(model, x, scale, batch_size, dev)
+        if not np.isfinite(arrays[f"z_{split}"]).all():
+            raise ValueError(f"{model_path}: non-finite latents on the {split} split; retrain the model")
+    sigma = pixel_sigma(model, splits["valid"], scale, batch_size, dev)
+    metrics = {
+        "latent_dim": int(arrays["z_train"].shape[1]),
+        "val_mse": float(np.mean(sigma.astype(np.float64) ** 2)),
+        "test_mse": reconstruction_mse(model, splits["test"], scale, batch_size, dev),
+        "mean_sigma2": float(np.mean(sigma.astype(np.float64) ** 2)),
+        "train_seconds": meta.get("train_seconds"),  # None for models trained outside train_ae
+        "encode_seconds": time.perf_counter() - t0,
+    }
+    save_npz(stats_path, sigma=sigma, **arrays)
+    save_json(metrics_path, metrics)
+    log(" ".join(f"{k} {v}" for k, v in metrics.items()))
+    return metrics
+
+
+def _write_history_csv(path: str | Path, hist: Mapping[str, list[float]]) -> None:
+    keys = ["epoch", "train_nll", "valid_nll", "lr", "seconds"]
+    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys)
+        w.writerows(zip(*(hist[k] for k in keys), strict=True))
+
+
+def run_train_flow(
+    stats_path: str | Path,
+    flow_out: str | Path,
+    metrics_out: str | Path,
+    history_out: str | Path,
+    flow_cfg: Mapping[str, Any],
+    seed: int,
+    device: str = "auto",
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv."""
+    io.set_threads(threads)
+    io.seed_everything(seed)
+    dev = io.resolve_device(device)
+    lat = load_latents(stats_path)
+    K = lat["z_train"].shape[1]
+    t0 = time.perf_counter()
+    flow = build_flow(K, flow_cfg, lat["z_train"], seed=seed)
+    n_params = sum(p.numel() for p in flow.parameters())
+    print(f"flow: {flow.kind}, K={K}, {flow.init_kwargs['n_layers']} couplings, {n_params} parameters, "
+          f"{len(lat['z_train'])} train / {len(lat['z_valid'])} valid latents, device {dev}", flush=True)
+    hist = train_flow(flow, lat["z_train"], lat["z_valid"], flow_cfg, seed=seed, device=dev,
+                      log=lambda s: print(s, flush=True))
+    wall = time.perf_counter() - t0
+    best = hist["best_epoch"][0]
+    metrics: dict[str, Any] = {
+        "K": K, "kind": flow.kind, "parameters": n_params, "epochs": int(flow_cfg["epochs"]),
+        "best_epoch": best, "valid_nll": hist["valid_nll"][best - 1],
+        "train_nll": mean_nll(flow, torch.as_tensor(lat["z_train"], device=dev)),
+        "last_epoch_train_nll_noisy": hist["train_nll"][-1], "last_epoch_valid_nll": hist["valid_nll"][-1],
+        "wall_seconds": wall, "device": str(dev),
+    }
+    if "z_test" in lat:
+        metrics["test_nll"] = mean_nll(flow, torch.as_tensor(lat["z_test"], device=dev))
+    meta = {"seed": int(seed), "stats": str(stats_path), **{k: metrics[k] for k in ("valid_nll", "best_epoch")}}
+    flow.cpu()
+    save_flow(flow_out, flow, meta)
+    _write_history_csv(history_out, hist)
+    io.save_json(metrics_out, metrics)
+    return metrics
