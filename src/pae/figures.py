@@ -43,8 +43,10 @@ def fig5(
     recons: dict[int, np.ndarray],
     ratios,
     fn_rate: float,
+    labels: tuple[str, str] = ("F-MNIST", "MNIST"),
 ) -> Figure:
-    """Fig. 5. Left: MNIST test inputs (uint8 (n, C, H, W)) and their reconstructions by the F-MNIST AEs,
+    """Fig. 5. Left: OoD inputs (uint8 (n, C, H, W); paper: MNIST) and their reconstructions by the AEs trained
+    on the in-distribution data (paper: F-MNIST), labels = (in-distribution, OoD),
     one column per K (`recons`: K → uint8 images). Right: TP/FP ratio at FN = fn_rate against K (log y)
     for "reconstruction error" (yellow) and "latent density" (blue), from `ratios` (a DataFrame with
     columns score, K, seed, ratio, n_in: geometric mean over seeds, bars = min to max). The ratio takes OoD
@@ -57,7 +59,7 @@ def fig5(
     fig = plt.figure(figsize=(0.9 * (len(ks) + 1) + 5.0, 4.2))
     outer = fig.add_gridspec(1, 2, width_ratios=[0.9 * (len(ks) + 1), 4.0], wspace=0.4)
     left = outer[0].subgridspec(1, len(ks) + 1, wspace=0.05)
-    show_grid(fig.add_subplot(left[0]), inputs, ncols=1, title="MNIST")
+    show_grid(fig.add_subplot(left[0]), inputs, ncols=1, title=labels[1])
     for j, K in enumerate(ks):
         show_grid(fig.add_subplot(left[j + 1]), recons[K], ncols=1, title=f"K={K}")
     ax = fig.add_subplot(outer[1])
@@ -90,7 +92,7 @@ def fig5(
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("latent dimension K")
     ax.set_ylabel(f"TP rate / FP rate at FN rate {fn_rate:g}\n(positive class = OoD)")
-    ax.set_title("F-MNIST (in) vs MNIST (OoD, the positive class)", fontsize=9)
+    ax.set_title(f"{labels[0]} (in) vs {labels[1]} (OoD, the positive class)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -4,14 +4,18 @@ The registry of raw files (names, checksums, URLs) lives in pae.data, not here. 
 (config data.mirror or $PAE_DATA_MIRROR, data.system_dirs, data.download) is read by the script at run time
 and deliberately not a param: a verified file is the same file wherever it came from, so moving the mirror
 must not rerun anything downstream. The expected checksum is a param, so a registry change refetches.
-Processing scripts find the raw folder from their inputs (DATA/raw/<source>/<file>).
+Which datasets exist is config `datasets` plus the built-ins (pae.stages.rules.dataset_registry); every one
+goes through the same preprocess_dataset rule, and every OoD set of ood.sets is built from a preprocessed
+dataset, so no rule names a dataset.
 """
 
 import re
 
 import pae.data as pae_data
+import pae.datasets as pae_datasets
 
 RAW = f"{DATA_DIR}/raw"
+OOD_BY_NAME = {s["name"]: s for s in OOD_SETS}
 
 
 # Fetching is I/O only and may need the internet, which cluster compute nodes often lack.
@@ -48,63 +52,37 @@ rule fetch_raw:
 
 
 rule preprocess_dataset:
-    """F-MNIST / MNIST: official 60k train split into train / validation (data.valid_size, data.split_seed)
-    plus the 10k test set; x_* uint8 (N, 1, 28, 28), y_* int64."""
+    """Any dataset of the registry → uint8 arrays x_* (N, C, H, W) (+ y_* where known), checked, written
+    only when complete (pae.datasets). Built-ins read their verified raw files: F-MNIST / MNIST split the
+    60k training file into train / validation (data.valid_size, data.split_seed) plus the 10k test set;
+    CelebA crops rows 45-173, columns 25-153 and resizes to data.celeba_size with data.celeba_resample,
+    official partition; Omniglot (OoD only) keeps x, y. User entries (npz, folder) read their path."""
     input:
-        lambda wc: pae_data.raw_paths(pae_data.dataset_files(wc.dataset), RAW),
+        lambda wc: pae_datasets.input_paths(REGISTRY[wc.dataset], RAW),
     output:
         f"{PROCESSED}/{{dataset}}.npz",
     log:
         f"{LOGS}/preprocess_dataset/{{dataset}}.log",
     benchmark:
         f"{BENCH}/preprocess_dataset/{{dataset}}.tsv"
-    wildcard_constraints:
-        dataset="fmnist|mnist",
     conda:
         ENV
     threads: config["threads"]["eval"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wc: 24000 if REGISTRY[wc.dataset]["kind"] == "celeba" else 4000,
+        runtime=lambda wc: 60 if REGISTRY[wc.dataset]["kind"] == "celeba" else 10,
     params:
-        dataset="{dataset}",
-        valid_size=config["data"]["valid_size"],
-        split_seed=config["data"]["split_seed"],
-    script:
-        "../scripts/preprocess_dataset.py"
-
-
-rule preprocess_celeba:
-    """CelebA (paper Sec. 4): centre 128x128 crop resized to data.celeba_size with data.celeba_resample,
-    official partition with files sorted by name; x_train, x_valid, x_test uint8 (N, 3, S, S).
-    """
-    input:
-        pae_data.raw_paths(pae_data.dataset_files("celeba"), RAW),
-    output:
-        f"{PROCESSED}/celeba.npz",
-    log:
-        f"{LOGS}/preprocess_dataset/celeba.log",
-    benchmark:
-        f"{BENCH}/preprocess_dataset/celeba.tsv"
-    conda:
-        ENV
-    threads: config["threads"]["eval"]
-    resources:
-        mem_mb=12000,
-        runtime=180,
-    params:
-        dataset="celeba",
-        celeba_size=config["data"]["celeba_size"],
-        celeba_resample=config["data"]["celeba_resample"],
+        entry=lambda wc: REGISTRY[wc.dataset],
+        raw=RAW,
     script:
         "../scripts/preprocess_dataset.py"
 
 
 rule build_ood_set:
-    """Table 2 outlier sets: MNIST test, Omniglot evaluation (28x28, inverted), F-MNIST test flipped
-    left-right (hflip) / up-down (vflip); x uint8 (N, 1, 28, 28), y labels."""
+    """One OoD set of ood.sets: the test split of its dataset (all of an OoD-only set such as Omniglot),
+    flipped left-right (hflip) or up-down (vflip) when asked; x uint8 (N, C, H, W), y where known."""
     input:
-        lambda wc: pae_data.raw_paths(pae_data.ood_files(wc.ood), RAW),
+        lambda wc: f"{PROCESSED}/{OOD_BY_NAME[wc.ood]['dataset']}.npz",
     output:
         f"{PROCESSED}/ood/{{ood}}.npz",
     log:
@@ -113,14 +91,11 @@ rule build_ood_set:
         f"{BENCH}/build_ood_set/{{ood}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        name="{ood}",
-        omniglot_count=lambda wc: (
-            config["data"]["omniglot_count"] if wc.ood == "omniglot" else None
-        ),
+        transform=lambda wc: OOD_BY_NAME[wc.ood]["transform"],
     script:
         "../scripts/build_ood_set.py"

@@ -1,6 +1,7 @@
 """Rules of the FID stage: domain classifier, FIDs, Table 1 (paper Sec. 4.1).
 
-Every FID is computed with two feature extractors: the "domain" CNN classifier trained here (always) and
+Every FID is computed with two feature extractors: the "domain" CNN classifier trained here (for labelled
+datasets: pae.stages.rules.has_labels) and
 pytorch-fid's Inception (when its weights can be had; otherwise the cells read "unavailable: <reason>").
 Where the weights come from is decided once at parse time and passed as a param, so placing the weights
 file later reruns exactly the FID jobs.
@@ -9,8 +10,8 @@ file later reruns exactly the FID jobs.
 from pae.artifacts import inception_weights_source
 
 FID_CFG = config["fid"]
-FID_DATASET = "fmnist"  # Table 1, Fig. 2 and Fig. 3 are F-MNIST results
-FID_MODELS = ["ae", "vae", "betavae", "pae"]
+FID_DATASET = config["fid"]["dataset"]  # Table 1, Fig. 2 and Fig. 3 (paper: F-MNIST)
+pae_rules.training_dataset(config, FID_DATASET, "fid.dataset")
 INCEPTION_SOURCE = inception_weights_source(
     FID_CFG["inception_weights"], FID_CFG["inception_download"]
 )
@@ -21,6 +22,18 @@ CLASSIFIER = (
     f"{OUT}/{{dataset}}/classifier/seed{FID_CFG['classifier_seed']}/classifier.pt"
 )
 FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
+
+
+def classifier_of(dataset):
+    """The dataset's domain classifier, or nothing for an unlabelled dataset (no domain FID then)."""
+    if not pae_rules.has_labels(REGISTRY[dataset]):
+        return []
+    return CLASSIFIER.format(dataset=dataset)
+
+
+def classifier_input(wildcards):
+    return classifier_of(wildcards.dataset)
+
 # Everything the FID numbers depend on (a changed value reruns the FID jobs).
 FID_SETTINGS = {
     "batch_size": FID_CFG["batch_size"],
@@ -66,7 +79,7 @@ rule fid_reference:
     samples.count training images against it (the floor)."""
     input:
         data=f"{PROCESSED}/{{dataset}}.npz",
-        classifier=CLASSIFIER,
+        classifier=classifier_input,
     output:
         FID_REFERENCE,
     log:
@@ -103,7 +116,7 @@ rule fid_scores:
         samples=f"{RUN}/samples/{{model}}.npz",
         data=f"{PROCESSED}/{{dataset}}.npz",
         reference=FID_REFERENCE,
-        classifier=CLASSIFIER,
+        classifier=classifier_input,
     output:
         f"{RUN}/fid/{{model}}.json",
     log:
@@ -138,7 +151,7 @@ TABLE1_SCORES = [
         ),
         seed=s,
     )
-    for m in FID_MODELS
+    for m in MODELS
     for s in SEEDS
 ]
 
@@ -149,9 +162,11 @@ rule write_table1:
     input:
         scores=TABLE1_SCORES,
         reference=FID_REFERENCE.format(dataset=FID_DATASET),
-        classifier=CLASSIFIER.format(dataset=FID_DATASET).replace(
-            "classifier.pt", "classifier_metrics.json"
-        ),
+        classifier=[
+            c.replace("classifier.pt", "classifier_metrics.json")
+            for c in [classifier_of(FID_DATASET)]
+            if c
+        ],
     output:
         csv=report(
             TABLE1_FILES[0],
@@ -171,6 +186,7 @@ rule write_table1:
         mem_mb=2000,
         runtime=10,
     params:
+        dataset=FID_DATASET,
         K=FID_CFG["table1_K"],
         vae_K=config["vae"]["latent_dim"],
     script:

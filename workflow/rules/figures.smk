@@ -1,25 +1,28 @@
-"""Rules of the figures stage."""
+"""Rules of the figures stage: Figs. 2 and 3 on fid.dataset, Fig. 5 on ood.in_dataset against ood.fig5_set,
+Fig. 4 on fig4.dataset."""
 
 FIG5_K = config["ood"]["fig5_K"]
+FIG5_SET = OOD_BY_NAME[config["ood"]["fig5_set"]]
+LABELS = {"fmnist": "F-MNIST", "mnist": "MNIST", "celeba": "CelebA", "omniglot": "Omniglot"}
 
 
 rule fig5:
-    """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K of ood.fig5_K
-    (first seed); TP/FP ratio at FN = ood.fn_rate for reconstruction error and latent density against K.
-    """
+    """Fig. 5: images of ood.fig5_set and their reconstructions by the ood.in_dataset AEs at each K of
+    ood.fig5_K (first seed); TP/FP ratio at FN = ood.fn_rate for reconstruction error and latent density
+    against K (paper: F-MNIST against MNIST)."""
     input:
-        ae=[f"{RUN}/ae.pt".format(dataset="fmnist", K=K, seed=SEEDS[0]) for K in FIG5_K],
+        ae=[f"{RUN}/ae.pt".format(dataset=OOD_DATASET, K=K, seed=SEEDS[0]) for K in FIG5_K],
         recon=[
-            f"{RUN}/ood_scores_recon.npz".format(dataset="fmnist", K=K, seed=s)
+            f"{RUN}/ood_scores_recon.npz".format(dataset=OOD_DATASET, K=K, seed=s)
             for K in FIG5_K
             for s in SEEDS
         ],
         density=[
-            f"{RUN}/ood_scores_density.npz".format(dataset="fmnist", K=K, seed=s)
+            f"{RUN}/ood_scores_density.npz".format(dataset=OOD_DATASET, K=K, seed=s)
             for K in FIG5_K
             for s in SEEDS
         ],
-        mnist=f"{PROCESSED}/ood/mnist.npz",
+        ood=f"{PROCESSED}/ood/{FIG5_SET['name']}.npz",
     output:
         png=report(
             f"{OUT}/figures/fig5.png",
@@ -46,12 +49,14 @@ rule fig5:
         fn_rate=config["ood"]["fn_rate"],
         scale=config["data"]["scale"],
         n_images=8,
+        ood=FIG5_SET["name"],
+        labels=[LABELS.get(OOD_DATASET, OOD_DATASET), FIG5_SET["label"]],
         device=config["device"],
     script:
         "../scripts/fig5.py"
 
 
-FIG_SAMPLES = f"{RUN}/samples/{{model}}.npz"  # Fig. 2 and Fig. 3: F-MNIST, first seed
+FIG_SAMPLES = f"{RUN}/samples/{{model}}.npz"  # Fig. 2 and Fig. 3: fid.dataset, first seed
 FIG2_PANELS = {  # title → (sample set, K); the VAE baselines live at K = vae.latent_dim
     "AE": ("ae", config["fid"]["table1_K"]),
     "VAE": ("vae", config["vae"]["latent_dim"]),
@@ -66,7 +71,7 @@ rule fig2:
     (first seed)."""
     input:
         [
-            FIG_SAMPLES.format(dataset="fmnist", K=K, seed=SEEDS[0], model=m)
+            FIG_SAMPLES.format(dataset=FID_DATASET, K=K, seed=SEEDS[0], model=m)
             for m, K in FIG2_PANELS.values()
         ],
     output:
@@ -98,11 +103,11 @@ rule fig3:
     """Fig. 3: PAE samples at each K of fid.fig3_K (first seed) with their sample FIDs in the titles."""
     input:
         samples=[
-            FIG_SAMPLES.format(dataset="fmnist", K=K, seed=SEEDS[0], model="pae")
+            FIG_SAMPLES.format(dataset=FID_DATASET, K=K, seed=SEEDS[0], model="pae")
             for K in config["fid"]["fig3_K"]
         ],
         scores=[
-            f"{RUN}/fid/pae.json".format(dataset="fmnist", K=K, seed=SEEDS[0])
+            f"{RUN}/fid/pae.json".format(dataset=FID_DATASET, K=K, seed=SEEDS[0])
             for K in config["fid"]["fig3_K"]
         ],
     output:
@@ -128,3 +133,46 @@ rule fig3:
         n_images=64,
     script:
         "../scripts/fig3.py"
+
+
+FIG4 = config["fig4"]
+FIG4_RUN = RUN.format(dataset=FIG4["dataset"], K=FIG4["K"], seed=SEEDS[0])
+
+
+rule make_fig4:
+    """Fig. 4: PAE samples of fig4.dataset at K = fig4.K (first seed) titled with their FIDs, and
+    interpolations between validation images through the flow's u and, for comparison, linearly in z."""
+    input:
+        samples=f"{FIG4_RUN}/samples/pae.npz",
+        data=f"{PROCESSED}/{FIG4['dataset']}.npz",
+        ae=f"{FIG4_RUN}/ae.pt",
+        flow=f"{FIG4_RUN}/flow.pt",
+        fid_pae=f"{FIG4_RUN}/fid/pae.json",
+        fid_ae=f"{FIG4_RUN}/fid/ae.json",
+    output:
+        png=report(
+            FIG4_FILES[0],
+            caption="../report/fig4.rst",
+            category="Sec. 4.1 Sample and reconstruction quality",
+            labels={"result": "Fig. 4", "format": "PNG"},
+        ),
+        pdf=FIG4_FILES[1],
+    log:
+        f"{LOGS}/fig4.log",
+    benchmark:
+        f"{BENCH}/fig4.tsv"
+    conda:
+        ENV
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    params:
+        stem=lambda wc, output: os.path.splitext(output.png)[0],
+        n_samples=FIG4["n_samples"],
+        n_pairs=FIG4["n_pairs"],
+        n_steps=FIG4["n_steps"],
+        scale=config["data"]["scale"],
+        device=config["device"],
+    script:
+        "../scripts/fig4.py"

@@ -8,7 +8,7 @@ Table 2 asks for each part only at the K its rows (ood.rows) use.
 
 import pae.stages.rules as pae_rules
 
-OOD_DATASET = "fmnist"  # Table 2 and Fig. 5: models trained on F-MNIST
+OOD_DATASET = config["ood"]["in_dataset"]  # Table 2 and Fig. 5 (paper: fmnist)
 OOD_CFG = config["ood"]
 OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
 # the plain VAE's decoder σ (vae.models.vae.sigma), for the ELBO and IWAE rows
@@ -16,8 +16,8 @@ VAE_SIGMA = config["vae"]["models"].get("vae", {}).get("sigma")
 
 
 rule ood_scores:
-    """Per-image OoD scores (higher = more in-distribution) of one run on its test split and the four
-    OoD sets: part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
+    """Per-image OoD scores (higher = more in-distribution) of one run on its test split and every set
+    of ood.sets: part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
     (ELBO and IWAE bound of the plain VAE).
     """
     input:
@@ -28,6 +28,7 @@ rule ood_scores:
                 wc.dataset,
                 wc.part,
                 OOD_CFG["recon_sigma"],
+                OOD_NAMES,
             )
         ),
     output:
@@ -48,6 +49,7 @@ rule ood_scores:
         settings=lambda wc: pae_rules.score_rule_settings(
             wc.part, OOD_CFG, config["data"]["scale"], VAE_SIGMA
         ),
+        sets=OOD_NAMES,
         device=config["device"],
     script:
         "../scripts/ood_scores.py"
@@ -99,5 +101,6 @@ rule make_table2:
             )
         }
         | {"scale": config["data"]["scale"], "vae_sigma": VAE_SIGMA},
+        experiment=pae_rules.table2_experiment(config),
     script:
         "../scripts/table2.py"

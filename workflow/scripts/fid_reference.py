@@ -6,7 +6,7 @@ from pae.stages.fid import run_fid_reference
 with redirect_output(snakemake.log[0]):
     run_fid_reference(
         data_npz=snakemake.input.data,
-        classifier_path=snakemake.input.classifier,
+        classifier_path=snakemake.input.get("classifier") or None,
         inception_source=snakemake.params.inception,
         out=snakemake.output[0],
         settings={**snakemake.params.settings, **dict(snakemake.wildcards.items()),

@@ -9,7 +9,7 @@ with redirect_output(snakemake.log[0]):
         samples_npz=snakemake.input.samples,
         data_npz=snakemake.input.data,
         reference_npz=snakemake.input.reference,
-        classifier_path=snakemake.input.classifier,
+        classifier_path=snakemake.input.get("classifier") or None,
         inception_source=snakemake.params.inception,
         out=snakemake.output[0],
         settings={**snakemake.params.settings, **dict(snakemake.wildcards.items()),

@@ -1,7 +1,6 @@
 """Rule ood_scores: one part (recon | density | map | vae) of a run's OoD scores (paper Sec. 2.2, Eq. 5, 9,
 12; part vae: the VAE baseline's ELBO, Eq. 15 with β = 1, and IWAE bound)."""
 
-from pae.catalog import OOD_SETS
 from pae.io import redirect_output
 from pae.stages.ood import run_ood_scores, run_vae_scores
 
@@ -9,7 +8,7 @@ with redirect_output(snakemake.log[0]):
     inp, wc, settings = snakemake.input, snakemake.wildcards, dict(snakemake.params.settings)
     common = dict(
         in_path=inp.data,
-        ood_paths=dict(zip(OOD_SETS, inp.ood, strict=True)),
+        ood_paths=dict(zip(snakemake.params.sets, inp.ood, strict=True)),
         out_path=snakemake.output[0],
         scale=settings["scale"],
         batch_size=settings["batch_size"],

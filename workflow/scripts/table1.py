@@ -7,7 +7,8 @@ with redirect_output(snakemake.log[0]):
     run_write_table1(
         score_files=list(snakemake.input.scores),
         reference_npz=snakemake.input.reference,
-        classifier_metrics=snakemake.input.classifier,
+        classifier_metrics=snakemake.input.get("classifier") or None,
+        dataset=snakemake.params.dataset,
         csv_path=snakemake.output.csv,
         md_path=snakemake.output.md,
         K=snakemake.params.K,

@@ -10,4 +10,5 @@ with redirect_output(snakemake.log[0]):
         md_path=snakemake.output.md,
         ks=dict(snakemake.params.ks),
         settings=dict(snakemake.params.settings),
+        experiment=dict(snakemake.params.experiment),
     )

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pae.data import (
-    dataset_files,
-    fetch_raw,
-    idx_dataset,
-    omniglot_to_28,
-    ood_files,
-    preprocess_celeba,
-    read_idx_images,
-    read_omniglot,
-    verified_paths,
-)
+from pae.artifacts import read_npz
+from pae.data import fetch_raw
+from pae.datasets import write_processed
 from pae.io import save_npz
 
 
@@ -28,56 +21,32 @@ def run_fetch_raw(source: str, filename: str, raw_dir: str | Path, data_cfg: dic
     return origin
 
 
-def run_preprocess_dataset(
-    dataset: str,
-    raw_dir: str | Path,
-    out: str | Path,
-    *,
-    valid_size: int = 10000,
-    split_seed: int = 0,
-    celeba_size: int = 64,
-    celeba_resample: str = "bicubic",
-    verify: bool = True,
-) -> dict[str, np.ndarray]:
-    """Verify the raw files of ``dataset``, build its uint8 splits and write them atomically to ``out``.
-
-    fmnist / mnist: the 60k official training images are split into ``60k − valid_size`` train and
-    ``valid_size`` validation images (seed ``split_seed``), plus the 10k test set; keys
-    ``x_train, y_train, x_valid, y_valid, x_test, y_test``. celeba: ``x_train, x_valid, x_test``.
-    """
-    paths = verified_paths(dataset_files(dataset), raw_dir, verify)
-    if dataset == "celeba":
-        arrays = preprocess_celeba(paths[0], paths[1], celeba_size, celeba_resample)
-    else:
-        arrays = idx_dataset(paths, valid_size, split_seed)
-    save_npz(out, **arrays)
-    print(f"[data] {dataset}: wrote {out}: " + ", ".join(f"{k} {v.dtype}{v.shape}" for k, v in arrays.items()))
-    return arrays
+def run_preprocess_dataset(name: str, entry: dict[str, Any], raw_dir: str | Path, out: str | Path,
+                           info_out: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Rule preprocess_dataset: the registry entry `entry` of dataset `name` → checked uint8 arrays in `out`
+    (and what was read, as JSON, in `info_out`); built-ins read their raw files from `raw_dir`, verified
+    again. Nothing is written unless everything was read and checked (`pae.datasets.write_processed`)."""
+    return write_processed(entry, out, raw_dir, name=name, info_path=info_out, fetch=False).arrays
 
 
-def run_build_ood_set(
-    name: str,
-    raw_dir: str | Path,
-    out: str | Path,
-    *,
-    omniglot_count: int | None = None,
-    verify: bool = True,
-) -> dict[str, np.ndarray]:
-    """Verify the raw files of OoD set ``name`` and write ``x`` (uint8 (N, 1, 28, 28)) and ``y`` to ``out``.
+TRANSFORMS = ("none", "hflip", "vflip")
 
-    mnist: MNIST test set. omniglot: evaluation alphabets, first ``omniglot_count`` images, 28×28,
-    inverted. fmnist_hflip / fmnist_vflip: F-MNIST test set flipped left-right / up-down (Table 2).
-    """
-    paths = verified_paths(ood_files(name), raw_dir, verify)
-    if name == "omniglot":
-        images, y = read_omniglot(paths[0], omniglot_count)
-        x = omniglot_to_28(images)
-    else:
-        x, y = read_idx_images(paths[0], paths[1])
-        if name == "fmnist_hflip":
-            x = np.ascontiguousarray(x[..., ::-1])
-        elif name == "fmnist_vflip":
-            x = np.ascontiguousarray(x[..., ::-1, :])
-    save_npz(out, x=x, y=y)
-    print(f"[data] OoD set {name}: wrote {out}: x {x.dtype}{x.shape}, y {y.shape}")
-    return {"x": x, "y": y}
+
+def run_build_ood_set(data_path: str | Path, out: str | Path, transform: str = "none") -> dict[str, np.ndarray]:
+    """Rule build_ood_set: the test split of a preprocessed dataset (`x` of an OoD-only set such as
+    Omniglot), flipped left-right (hflip) or up-down (vflip) when asked, as `x` (+ `y` where known)."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"config key ood.sets: transform {transform!r} is not one of {TRANSFORMS}")
+    arrays = read_npz(data_path, "rebuild it with `snakemake data`")
+    key = "x_test" if "x_test" in arrays else "x"
+    if key not in arrays:
+        raise ValueError(f"{data_path} has neither x_test nor x (it holds {sorted(arrays)}); rebuild it")
+    x = arrays[key]
+    if transform == "hflip":
+        x = np.ascontiguousarray(x[..., ::-1])
+    elif transform == "vflip":
+        x = np.ascontiguousarray(x[..., ::-1, :])
+    labels = {"y": arrays["y" + key[1:]]} if "y" + key[1:] in arrays else {}
+    save_npz(out, x=x, **labels)
+    print(f"[data] OoD set from {data_path} ({key}, {transform}): wrote {out}: x {x.dtype}{x.shape}")
+    return {"x": x, **labels}

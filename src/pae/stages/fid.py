@@ -242,31 +242,35 @@ def table1_measurements(scores: list[Mapping[str, Any]]) -> list[dict[str, Any]]
 def run_write_table1(
     score_files: list[str | Path],
     reference_npz: str | Path,
-    classifier_metrics: str | Path,
+    classifier_metrics: str | Path | None,
     csv_path: str | Path,
     md_path: str | Path,
     K: int,
     vae_K: int,
+    dataset: str = "fmnist",
 ) -> Any:
-    """Rule write_table1: Table 1 (ours mean ± std over seeds beside the paper's values) as CSV + Markdown."""
+    """Rule write_table1: Table 1 (ours mean ± std over seeds beside the paper's values, which are for
+    F-MNIST) as CSV + Markdown. classifier_metrics None: no domain classifier (an unlabelled dataset)."""
     scores = [read_json(f, "run the rule fid_scores") for f in score_files]
-    table = comparison_table(pd.DataFrame(table1_measurements(scores)), table1_paper_values(),
+    paper = table1_paper_values() if dataset == "fmnist" else {}
+    table = comparison_table(pd.DataFrame(table1_measurements(scores)), paper,
                              rows=list(MODEL_LABELS.values()), columns=table1_columns())
     ref = load_reference(reference_npz)
-    clf = read_json(classifier_metrics, "run the rule train_classifier")
+    clf = read_json(classifier_metrics, "run the rule train_classifier") if classifier_metrics else None
     seeds = sorted({s.get("seed") for s in scores}, key=str)
     n_samples = "/".join(str(n) for n in sorted({s["n_samples"] for s in scores}))
     notes = [
-        f"F-MNIST, K = {K} (VAE and β-VAE: K = {vae_K}); seeds {seeds}; {n_samples} samples or test "
+        f"{dataset}, K = {K} (VAE and β-VAE: K = {vae_K}); seeds {seeds}; {n_samples} samples or test "
         f"reconstructions per model against the {ref['n_reference']}-image test split.",
         "Inception FID: pytorch-fid's port of the TF Inception graph, pool3 features; every image min–max "
         f"normalised to [0, 1] (fid.normalize = {scores[0]['normalize']}), grayscale copied to 3 channels "
         f"(original protocol). Status: {ref.get('inception', {}).get('status', 'not run')}. Weights: "
         f"config fid.inception_weights, else pytorch-fid's cache $TORCH_HOME/hub/checkpoints/{INCEPTION_FILENAME}, "
         "else a download when fid.inception_download is true; never a substitute network.",
-        f"Domain-CNN FID: same Fréchet distance on the {clf['feature_dim']}-d penultimate layer of a CNN "
-        f"classifier trained here (epochs: {clf['epochs']}, test accuracy {clf['test_accuracy']:.4f}); "
-        "no paper value exists for it.",
+        (f"Domain-CNN FID: same Fréchet distance on the {clf['feature_dim']}-d penultimate layer of a CNN "
+         f"classifier trained here (epochs: {clf['epochs']}, test accuracy {clf['test_accuracy']:.4f}); "
+         "no paper value exists for it.") if clf else
+        "No domain-CNN FID: the dataset has no labels to train its classifier on.",
         "FID floor (first samples.count training images vs the test split): "
         + ", ".join(f"{EXTRACTOR_LABELS[n]} {ref[n]['floor_fid']:.2f}" if ref[n]["status"] == "ok"
                     else f"{EXTRACTOR_LABELS[n]} {ref[n]['status']}" for n in EXTRACTORS if n in ref)
@@ -282,7 +286,7 @@ def run_write_table1(
         "CSV: 'difference' = ours − paper. Markdown cells: ours (± std over seeds) (paper; Δ ours − paper).",
     ]
     digits = {c: 1 for c in table1_columns()[:4]} | {RMS_COLUMN: 3, SIGMA_COLUMN: 3, MSE_COLUMN: 5}
-    write_table(table, csv_path, md_path, "Table 1: FID and reconstruction error (F-MNIST)", digits=digits,
+    write_table(table, csv_path, md_path, f"Table 1: FID and reconstruction error ({dataset})", digits=digits,
                 notes=notes, difference=True)
     return table
 

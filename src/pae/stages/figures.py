@@ -26,7 +26,8 @@ def fig5_ratios(
     fn_rate: float,
     ood: str = "mnist",
 ) -> pd.DataFrame:
-    """TP/FP ratio at FN = fn_rate per K, score and seed, F-MNIST test vs `ood` (see `tp_fp_rates`).
+    """TP/FP ratio at FN = fn_rate per K, score and seed, in-distribution test split vs OoD set `ood` (see
+    `tp_fp_rates`).
 
     ratio, tpr, fpr: OoD positive (plotted in Fig. 5): the threshold misses fn_rate of the OoD images and
     fpr is the fraction of in-distribution images flagged. ratio_in_positive, tpr_in_positive,
@@ -53,33 +54,35 @@ def run_fig5(
     ae_paths: Mapping[int, str | Path],
     recon_files: Mapping[int, Sequence[str | Path]],
     density_files: Mapping[int, Sequence[str | Path]],
-    mnist_path: str | Path,
+    ood_path: str | Path,
     out_stem: str | Path,
     fn_rate: float = 0.05,
     scale: float = 255,
     n_images: int = 8,
     device: str = "auto",
     threads: int | None = None,
+    ood: str = "mnist",
+    labels: tuple[str, str] = ("F-MNIST", "MNIST"),
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Fig. 5: MNIST test images and their reconstructions by the F-MNIST AEs at each K (`ae_paths`, one
-    seed), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds), OoD
+    """Fig. 5: images of OoD set `ood` (file `ood_path`; paper: MNIST) and their reconstructions by the AEs
+    of the in-distribution dataset at each K (`ae_paths`, one seed; paper: F-MNIST), and TP/FP at FN = fn_rate against K for reconstruction error and latent density (all seeds), OoD
     positive. Writes out_stem.png/.pdf and out_stem.csv (`fig5_ratios`: the plotted OoD-positive ratios and
     the in-distribution-positive ones); returns the ratios."""
     if threads is not None:
         io.set_threads(threads)
     dev = io.resolve_device(device)
-    x = load_images(mnist_path, "x")[: int(n_images)]
+    x = load_images(ood_path, "x")[: int(n_images)]
     recons = {}
     for K, path in sorted(ae_paths.items()):
         model, _ = load_model(path, dev)
         with torch.no_grad():
             recons[int(K)] = to_uint8(model(to_model_input(x, scale=scale).to(dev)), scale=scale)
-    ratios = fig5_ratios(recon_files, density_files, fn_rate)
+    ratios = fig5_ratios(recon_files, density_files, fn_rate, ood)
     for _, r in ratios.iterrows():
         log(f"K={r['K']} seed {r['seed']} {r['score']}: TP/FP = {r['ratio']:.4g} (OoD positive; "
             f"in-distribution positive: {r['ratio_in_positive']:.4g})")
-    save_figure(fig5(x, recons, ratios, fn_rate), out_stem)
+    save_figure(fig5(x, recons, ratios, fn_rate, labels), out_stem)
     with io.atomic_path(Path(out_stem).with_suffix(".csv")) as tmp:
         ratios.to_csv(tmp, index=False, float_format="%.6g")
     return ratios

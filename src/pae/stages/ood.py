@@ -2,7 +2,7 @@
 ELBO / IWAE) and Table 2.
 
 Score files RUN/ood_scores_{part}.npz hold, for every image set (`test` = the in-distribution test split,
-then the OoD sets of `pae.catalog.OOD_SETS`), float64 arrays `{score}__{set}`: part `recon`: recon; part
+then the OoD sets of config ood.sets), float64 arrays `{score}__{set}`: part `recon`: recon; part
 `density`: density, eq12; part `map`: eq12_map, laplace (Eq. 11 at the same MAP z'), eq12_start (Eq. 12 at
 the encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
 K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...). Parts
@@ -26,7 +26,7 @@ import torch
 
 from pae import io
 from pae.artifacts import load_flow, load_images, load_model, load_scores, load_sigma
-from pae.catalog import IN_SET, OOD_LABELS, OOD_SETS
+from pae.catalog import IN_SET
 from pae.density import eval_mode, floor_sigma, image_scores, quantization_sigma
 from pae.images import to_model_input
 from pae.metrics import aupr, auroc, fpr_at_tpr
@@ -128,9 +128,6 @@ def run_ood_scores(
     """
     if part not in PART_SCORES or part == "vae":
         raise ValueError(f"unknown score part {part!r}; choose from recon, density, map (part vae: run_vae_scores)")
-    unknown = set(ood_paths) - set(OOD_SETS)
-    if unknown:
-        raise ValueError(f"unknown OoD set(s) {sorted(unknown)}; choose from {OOD_SETS}")
     scores = PART_SCORES[part]
     if threads is not None:
         io.set_threads(threads)
@@ -189,7 +186,7 @@ def run_ood_scores(
 
 
 def score_generator(seed: int, set_number: int, device: Any = "cpu") -> Any:
-    """The torch.Generator of image set number `set_number` (0 = test, then OOD_SETS) for run seed `seed`:
+    """The torch.Generator of image set number `set_number` (0 = test, then the OoD sets in order) for run seed `seed`:
     seeded from numpy's SeedSequence([seed, set_number]), so every set has its own reproducible stream."""
     state = int(np.random.SeedSequence([int(seed), int(set_number)]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.Generator(device=device).manual_seed(state)
@@ -216,9 +213,6 @@ def run_vae_scores(
     images per set (None = all); inputs x/scale − 0.5, no dequantisation; the VAE in eval mode. Each set
     draws its samples from its own generator, seeded by (seed, set number). `sigma` must be the VAE's
     training σ. Writes `out_path` only when everything succeeded."""
-    unknown = set(ood_paths) - set(OOD_SETS)
-    if unknown:
-        raise ValueError(f"unknown OoD set(s) {sorted(unknown)}; choose from {OOD_SETS}")
     if int(iwae_samples) < 1:
         raise ValueError(f"config key ood.iwae_samples must be >= 1, got {iwae_samples!r}")
     if threads is not None:
@@ -280,19 +274,19 @@ def score_pair(scores: Mapping[str, np.ndarray], key: str, ood: str, path: Path)
 # Table 2
 
 
-def table2_measurements(files: Mapping[str, Sequence[str | Path]], oods: Sequence[str] = OOD_SETS) -> pd.DataFrame:
+def table2_measurements(files: Mapping[str, Sequence[str | Path]], columns: Mapping[str, str]) -> pd.DataFrame:
     """Tidy metrics from score files: one line per (row label, column, seed) with K, value (AUROC), aupr and
     fpr95 (FPR at 95 % TPR), all with OoD positive. `files` maps a score key of TABLE2_ROWS to its score
-    files, one per seed (seed and K read from each file's metadata)."""
+    files, one per seed (seed and K read from each file's metadata); `columns` maps OoD set name → label."""
     records = []
     for key, paths in files.items():
         if key not in TABLE2_ROWS:
             raise ValueError(f"unknown Table 2 row {key!r}; choose from {list(TABLE2_ROWS)}")
         for p in paths:
             scores, meta = load_scores(p)
-            for o in oods:
+            for o, label in columns.items():
                 a, b = score_pair(scores, key, o, Path(p))
-                records.append({"row": TABLE2_LABELS[key], "column": OOD_LABELS[o], "seed": meta.get("seed"),
+                records.append({"row": TABLE2_LABELS[key], "column": label, "seed": meta.get("seed"),
                                 "K": meta.get("K"), "value": auroc(a, b), "aupr": aupr(a, b),
                                 "fpr95": fpr_at_tpr(a, b, 0.95)})
     return pd.DataFrame.from_records(records, columns=["row", "column", "seed", "K", "value", "aupr", "fpr95"])
@@ -326,15 +320,29 @@ def _metric_summary(meas: pd.DataFrame) -> pd.DataFrame:
     return out[["row", "column", "aupr", "aupr_std", "fpr95", "fpr95_std"]]
 
 
+PAPER_IN_DATASET = "fmnist"  # the paper's Table 2: models trained on F-MNIST (its values apply only then)
+FLIPS = {"none": "", "hflip": " flipped left-right", "vflip": " flipped up-down"}
+
+
+def _describe_sets(experiment: Mapping[str, Any]) -> str:
+    return "; ".join(f"{experiment['columns'].get(s['name'], s['name'])} = the {s['dataset']} test split"
+                     f"{FLIPS[s.get('transform', 'none')]}" for s in experiment["sets"])
+
+
 def run_make_table2(
     files: Mapping[str, Sequence[str | Path]],
     csv_path: str | Path,
     md_path: str | Path,
     ks: Mapping[str, int],
     settings: Mapping[str, Any],
+    experiment: Mapping[str, Any],
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Table 2 (F-MNIST in-distribution) as CSV + Markdown, ours beside the paper's values.
+    """Table 2 as CSV + Markdown, ours beside the paper's values (when the experiment is the paper's:
+    F-MNIST in-distribution).
+
+    experiment: in_dataset, columns (OoD set name → column label, in order) and sets (config ood.sets), as
+    made by `pae.stages.rules.table2_experiment(config)`.
 
     files: score key of TABLE2_ROWS → score files (one per seed), in the order of the rows (config ood.rows);
     a key with an empty list is written "not run" (the MAP row when ood.map_steps is 0). ks: score key → K.
@@ -346,14 +354,15 @@ def run_make_table2(
     unknown = [k for k in files if k not in TABLE2_ROWS]
     if unknown:
         raise ValueError(f"unknown Table 2 row(s) {unknown}; choose from {list(TABLE2_ROWS)}")
-    meas = table2_measurements({k: p for k, p in files.items() if p})
-    cols = [OOD_LABELS[o] for o in OOD_SETS]
+    paper = experiment["in_dataset"] == PAPER_IN_DATASET
+    meas = table2_measurements({k: p for k, p in files.items() if p}, experiment["columns"])
+    cols = list(experiment["columns"].values())
     for key in (k for k, p in files.items() if not p):
         meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1, "K": ks.get(key),
                                               "value": NOT_RUN.get(key, "not run"), "aupr": math.nan,
                                               "fpr95": math.nan})], ignore_index=True)
     labels = [TABLE2_LABELS[k] for k in files]
-    table = comparison_table(meas, PAPER_TABLE2, rows=labels, columns=cols)
+    table = comparison_table(meas, PAPER_TABLE2 if paper else {}, rows=labels, columns=cols)
     k_of = {TABLE2_LABELS[k]: ks.get(k) for k in files}
     table.insert(1, "K", [k_of[r] for r in table["row"]])
     table = table.merge(_metric_summary(meas), on=["row", "column"], how="left")
@@ -372,17 +381,18 @@ def run_make_table2(
     seeds = sorted({s for s in meas["seed"] if s is not None and s != -1})
     notes = [
         "AUROC (main table), AUPR and FPR at 95 % TPR with the OoD set as the positive class and −score as the "
-        "statistic; in-distribution: the F-MNIST test split; OoD: MNIST test, Omniglot evaluation set, F-MNIST "
-        f"test flipped left-right (hflip) / up-down (vflip). Seeds: {seeds}. AUPR of a detector without skill = "
+        f"statistic; in-distribution: the {experiment['in_dataset']} test split; OoD: {_describe_sets(experiment)}. "
+        f"Seeds: {seeds}. AUPR of a detector without skill = "
         "the OoD fraction of the images; FPR95 = fraction of in-distribution images flagged at the threshold "
         "that flags 95 % of the OoD images (lower is better).",
         "K per row: " + "; ".join(f"{TABLE2_LABELS[k]} K = {ks.get(k)}" for k in files) + ".",
         *(_row_note(k, ks.get(k), settings) for k in files),
         "The paper reports only the PAE density and AE reconstruction error rows; the Eq. 12 rows follow its "
-        "Sec. 2.2 and the VAE rows are likelihood baselines computed here on the same data and nets.",
+        "Sec. 2.2 and the VAE rows are likelihood baselines computed here on the same data and nets."
+        if paper else "The paper has no values for this experiment (its Table 2 is F-MNIST in-distribution).",
     ]
-    write_table(table, csv_path, md_path, "Table 2: OoD detection AUROC, models trained on F-MNIST",
-                notes=notes, reported=REPORTED_TABLE2, extra=extra)
+    write_table(table, csv_path, md_path, f"Table 2: OoD detection AUROC, models trained on {experiment['in_dataset']}",
+                notes=notes, reported=REPORTED_TABLE2 if paper else None, extra=extra)
     return table
 
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pae.catalog import OOD_SETS
+from pae.datasets import KINDS, expected_shape, validate_registry
 from pae.posterior import PosteriorSettings
 from pae.stages.ood import TABLE2_ROWS
 
@@ -46,13 +46,14 @@ def table2_inputs(config: Mapping[str, Any], pattern: str, dataset: str, seeds: 
     }
 
 
-def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_sigma: str) -> dict[str, Any]:
+def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_sigma: str,
+                      sets: Sequence[str]) -> dict[str, Any]:
     """Inputs of rule ood_scores: the data always; the VAE (RUN/vae.pt) for part vae, else the AE; the flow
     only for density/map; ae_stats.npz (Eq. 8 σ) only where a σ enters (density/map, or recon with
     recon_sigma pixelwise)."""
     files: dict[str, Any] = {
         "data": f"{processed}/{dataset}.npz",
-        "ood": [f"{processed}/ood/{o}.npz" for o in OOD_SETS],
+        "ood": [f"{processed}/ood/{o}.npz" for o in sets],
     }
     if part == "vae":
         return {"vae": f"{run}/vae.pt"} | files
@@ -79,14 +80,15 @@ def score_rule_settings(part: str, ood_cfg: Mapping[str, Any], scale: float,
 
 
 def score_rule_runtime(part: str, ood_cfg: Mapping[str, Any], n_per_set: int = 13180) -> int:
+    n_sets = len(ood_cfg["sets"])
     """Runtime estimate (minutes) of one ood_scores job on 2 CPU cores; the MAP and VAE parts dominate."""
     if part == "map":
-        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
-        n_laplace = (1 + len(OOD_SETS)) * min(ood_cfg.get("laplace_count") or n_per_set, n_per_set)
+        n = (1 + n_sets) * min(ood_cfg.get("map_count") or n_per_set, n_per_set)
+        n_laplace = (1 + n_sets) * min(ood_cfg.get("laplace_count") or n_per_set, n_per_set)
         return 15 + int(n / 500 * (ood_cfg["map_steps"] + 1) * MAP_SECONDS_PER_STEP_PER_500 / 60
                         + n_laplace * LAPLACE_SECONDS_PER_IMAGE / 60)
     if part == "vae":
-        n = (1 + len(OOD_SETS)) * min(ood_cfg.get("iwae_count") or n_per_set, n_per_set)
+        n = (1 + n_sets) * min(ood_cfg.get("iwae_count") or n_per_set, n_per_set)
         return 10 + int(n * ood_cfg.get("iwae_samples", 100) / VAE_DECODES_PER_SECOND / 60)
     return 30
 
@@ -104,3 +106,75 @@ def posterior_runtime(n_images: int, settings: Mapping[str, Any], row_steps_per_
     st = PosteriorSettings.from_config(settings)
     row_steps = n_images * st.n_starts * sum(st.steps)
     return 30 + math.ceil(row_steps / row_steps_per_s / 60)
+
+
+# ------------------------------------------------------------------------------------------------
+# Datasets and OoD experiments of the config
+
+
+def dataset_registry(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every dataset a run can name, as normalised registry entries: the built-ins (fmnist, mnist, omniglot,
+    celeba, with the data section's options) and the entries of config `datasets`, which may override them."""
+    builtins = {name: None for name, kind in KINDS.items() if kind.builtin}
+    registry = validate_registry(builtins, config["data"])
+    registry.update(validate_registry(config["datasets"], config["data"]))
+    return registry
+
+
+def trained_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The names in config `datasets` (what `all` trains), in order."""
+    value = config["datasets"]
+    return list(value) if isinstance(value, Mapping) else [str(v) for v in value]
+
+
+def has_labels(entry: Mapping[str, Any]) -> bool:
+    """Whether the rules may rely on class labels (the domain FID's classifier, Fig. 6's class shares):
+    only the built-in labelled datasets; user data is treated as unlabelled."""
+    return entry["kind"] in ("fmnist", "mnist")
+
+
+def training_dataset(config: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
+    """The registry entry of `name` (config `key`), checked to be a dataset models can be trained on."""
+    registry = dataset_registry(config)
+    if name not in registry:
+        raise ValueError(f"config key {key} = {name!r} is not a dataset; name one of {sorted(registry)} "
+                         "(or add an entry to `datasets`)")
+    if KINDS[registry[name]["kind"]].ood_only:
+        raise ValueError(f"config key {key} = {name!r} is an OoD-only set (it has no training split); "
+                         "name a training dataset")
+    return registry[name]
+
+
+def ood_sets(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """config ood.sets completed (transform none, label = name) and checked against the registry; the
+    in-distribution dataset (ood.in_dataset) and ood.fig5_set are checked too."""
+    registry = dataset_registry(config)
+    training_dataset(config, config["ood"]["in_dataset"], "ood.in_dataset")
+    sets = [{"transform": "none", "label": s["name"]} | dict(s) for s in config["ood"]["sets"]]
+    names = [s["name"] for s in sets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"config key ood.sets: names must be unique, got {names}")
+    for s in sets:
+        if s["dataset"] not in registry:
+            raise ValueError(f"config key ood.sets: set {s['name']!r} names dataset {s['dataset']!r}, which is not "
+                             f"in the registry {sorted(registry)}; add it to `datasets`")
+    if config["ood"]["fig5_set"] not in names:
+        raise ValueError(f"config key ood.fig5_set = {config['ood']['fig5_set']!r} is not a set of ood.sets {names}")
+    return sets
+
+
+def train_resources(entry: Mapping[str, Any], epochs: int) -> dict[str, int]:
+    """mem_mb and runtime (minutes on a cluster GPU, generous) of one training job on this dataset: 28×28
+    images 4 GB and 0.5 min per epoch; 64×64 RGB (CelebA) 24 GB and 5 min per epoch; others scaled by pixels."""
+    c, h, w = expected_shape(entry)
+    pixels = (c or 3) * (h or 64) * (w or 64)
+    large = pixels > 3 * 32 * 32
+    return {"mem_mb": 24000 if large else 4000, "runtime": 60 + (5 * epochs if large else (epochs + 1) // 2)}
+
+
+def table2_experiment(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What Table 2 compares (rule make_table2's param): the in-distribution dataset, the OoD sets of
+    config ood.sets and their column labels, in order."""
+    sets = ood_sets(config)
+    return {"in_dataset": config["ood"]["in_dataset"], "columns": {s["name"]: s["label"] for s in sets},
+            "sets": sets}
