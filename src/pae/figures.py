@@ -3,6 +3,10 @@ matplotlib Figure (the stages save it: `pae.stages.common.save_figure`)."""
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -128,6 +132,72 @@ def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], ncols: int = 8) 
             title += f"\n(paper, Inception: {PAPER_FIG3_FID[K]})"
         show_grid(ax, samples[K], ncols, title)
     fig.tight_layout()
+    return fig
+
+
+# Fig. 4 (paper Sec. 4.1: CelebA samples and interpolations) ------------------------------------------------
+PAPER_FIG4_FID = {"sample": 49.2, "reconstruction": 44.0}  # Fig. 4 caption: CelebA, K = 64 (Inception)
+FIG4_ROW_LABELS = ("PAE: through the flow's u", "linear in z")
+
+
+def _is_fid(value: Any) -> bool:
+    """A computed FID: a finite real number (strings mean "unavailable: …")."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fid_choice(fid: dict[str, Any]) -> str:
+    """"49.2 (Inception)" where the Inception FID is a number, else "… (domain CNN)", else "unavailable"."""
+    for key, label in (("inception", "Inception"), ("domain", "domain CNN")):
+        if _is_fid(fid.get(key)):
+            return f"{_fid_text(float(fid[key]))} ({label})"
+    return "unavailable"
+
+
+def fig4(
+    samples: np.ndarray,
+    interp_u: np.ndarray,
+    interp_z: np.ndarray,
+    fids: dict[str, dict[str, Any]],
+    ncols: int = 8,
+) -> Figure:
+    """Fig. 4. Left: PAE samples (uint8 (N, C, H, W), Eq. 6) titled with the sample and reconstruction FIDs
+    (`fids` = {"sample": {"inception": …, "domain": …}, "reconstruction": {…}}; Inception where it is a number,
+    else the domain FID, each labelled). Right: per pair of validation images one row interpolated through
+    the flow's u and below it one row linear in z (uint8 (n_pairs, n_steps, C, H, W) each, t = 0 → 1)."""
+    samples, interp_u, interp_z = np.asarray(samples), np.asarray(interp_u), np.asarray(interp_z)
+    if samples.ndim != 4:
+        raise ValueError(f"samples must be images (N, C, H, W), got shape {samples.shape}")
+    if interp_u.ndim != 5 or interp_u.shape != interp_z.shape:
+        raise ValueError(f"interp_u and interp_z must both be (n_pairs, n_steps, C, H, W), got {interp_u.shape} "
+                         f"and {interp_z.shape}")
+    if interp_u.shape[2:] != samples.shape[1:]:
+        raise ValueError(f"interpolations have images {interp_u.shape[2:]}, samples {samples.shape[1:]}")
+    n_pairs, n_steps = interp_u.shape[:2]
+    ncols = max(1, min(int(ncols), len(samples)))
+    nrows = int(np.ceil(len(samples) / ncols))
+    tile = 0.42  # inches per image
+    label_w = 1.7  # inches for the row labels left of the interpolations
+    width = tile * (ncols + n_steps) + label_w + 0.6
+    height = max(tile * nrows, tile * 2 * n_pairs * 1.12) + 1.1
+    fig = plt.figure(figsize=(width, height))
+    outer = fig.add_gridspec(1, 2, width_ratios=[tile * ncols, tile * n_steps + label_w], wspace=0.05)
+    title = (f"PAE samples: FID {_fid_choice(fids.get('sample', {}))}\n"
+             f"reconstructions: FID {_fid_choice(fids.get('reconstruction', {}))}\n"
+             f"(paper, CelebA K=64, Inception: {PAPER_FIG4_FID['sample']} / {PAPER_FIG4_FID['reconstruction']})")
+    left = fig.add_subplot(outer[0])
+    show_grid(left, samples, ncols, title)
+    left.set_anchor("N")
+    right = outer[1].subgridspec(n_pairs, 1, hspace=0.2)
+    for p in range(n_pairs):
+        rows = right[p].subgridspec(2, 2, width_ratios=[label_w, tile * n_steps], wspace=0.02, hspace=0.06)
+        for r, (images, label) in enumerate(zip((interp_u[p], interp_z[p]), FIG4_ROW_LABELS, strict=True)):
+            ax = fig.add_subplot(rows[r, 1])
+            head = f"interpolations between validation images (t = 0 → 1, {n_steps} steps)" if p == r == 0 else None
+            show_grid(ax, images, n_steps, head)
+            lab = fig.add_subplot(rows[r, 0])
+            lab.set_axis_off()
+            lab.text(1.0, 0.5, (f"pair {p + 1}\n" if r == 0 else "") + label, ha="right", va="center", fontsize=8,
+                     transform=lab.transAxes)
     return fig
 
 

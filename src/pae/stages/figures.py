@@ -1,4 +1,4 @@
-"""Stage drivers of workflow/rules/figures.smk: Figs. 2, 3 and 5."""
+"""Stage drivers of workflow/rules/figures.smk: Figs. 2, 3, 4 and 5."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pandas as pd
 import torch
 
 from pae import io
-from pae.artifacts import load_images, load_model, load_samples, load_scores, read_json
-from pae.figures import fig2, fig3, fig5
+from pae.artifacts import load_flow, load_images, load_model, load_samples, load_scores, read_json
+from pae.figures import fig2, fig3, fig4, fig5
 from pae.images import to_model_input, to_uint8
 from pae.metrics import tp_fp_rates, tp_fp_ratio
+from pae.sampling import interpolate
 from pae.stages.common import save_figure
 from pae.stages.ood import score_pair
 
@@ -98,3 +99,61 @@ def run_fig3(sample_files: dict[int, str | Path], score_files: dict[int, str | P
     """Rule fig3: K → PAE samples npz and K → fid_scores json (its sample_fid block)."""
     fids = {int(K): read_json(p, "run the rule fid_scores")["sample_fid"] for K, p in score_files.items()}
     return save_figure(fig3({int(K): load_samples(p, n_images) for K, p in sample_files.items()}, fids), stem)
+
+
+def run_fig4(
+    samples_path: str | Path,
+    data_path: str | Path,
+    ae_path: str | Path,
+    flow_path: str | Path,
+    fid_files: dict[str, str | Path],
+    stem: str | Path,
+    n_samples: int = 32,
+    n_pairs: int = 4,
+    n_steps: int = 8,
+    scale: float = 255,
+    device: str = "auto",
+    threads: int | None = None,
+) -> list[Path]:
+    """Rule fig4 (CelebA, K = 64): the first `n_samples` PAE samples (Eq. 6) and, for validation images
+    (0, 1), (2, 3), … (`n_pairs` pairs), `n_steps` interpolations through the flow's u and linear in z
+    (`pae.sampling.interpolate`); FIDs from the PAE's fid_scores json (`fid_files["pae"]`: sample_fid and
+    reconstruction_fid; `fid_files["ae"]` only supplies reconstruction_fid if the PAE's lacks it). Writes
+    stem.png/.pdf."""
+    if int(n_samples) < 1 or int(n_pairs) < 1 or int(n_steps) < 2:
+        raise ValueError(f"fig4 needs n_samples >= 1, n_pairs >= 1 and n_steps >= 2, got {n_samples}, {n_pairs}, "
+                         f"{n_steps}")
+    if "pae" not in fid_files:
+        raise ValueError(f"fid_files needs the PAE's fid_scores json under 'pae', got keys {sorted(fid_files)}")
+    if threads is not None:
+        io.set_threads(threads)
+    dev = io.resolve_device(device)
+    samples = load_samples(samples_path, int(n_samples))
+    x_valid = load_images(data_path, "valid")
+    n_images = 2 * int(n_pairs)
+    if len(x_valid) < n_images:
+        raise ValueError(f"{data_path} has {len(x_valid)} validation images; fig4 needs {n_images} for {n_pairs} "
+                         "interpolation pairs (lower n_pairs)")
+    if samples.shape[1:] != x_valid.shape[1:]:
+        raise ValueError(f"samples in {samples_path} are {samples.shape[1:]} images but the validation images in "
+                         f"{data_path} are {x_valid.shape[1:]}; they must come from the same dataset")
+    remake = "run the rule fid_scores"
+    scores = read_json(fid_files["pae"], remake)
+    if "reconstruction_fid" not in scores and "ae" in fid_files:
+        scores = {**scores, "reconstruction_fid": read_json(fid_files["ae"], remake).get("reconstruction_fid")}
+    for key in ("sample_fid", "reconstruction_fid"):
+        if not isinstance(scores.get(key), dict):
+            raise ValueError(f"{fid_files['pae']} has no {key!r} block; delete it and {remake}")
+    ae, _ = load_model(ae_path, dev, "run the rule train_ae")
+    shape = tuple(getattr(ae, "image_shape", x_valid.shape[1:]))
+    if shape != x_valid.shape[1:]:
+        raise ValueError(f"the auto-encoder {ae_path} takes {shape} images but {data_path} holds "
+                         f"{x_valid.shape[1:]} images")
+    flow, _ = load_flow(flow_path, dev)
+    if flow.K != getattr(ae, "latent_dim", flow.K):
+        raise ValueError(f"the flow {flow_path} has K={flow.K} but the auto-encoder {ae_path} has K={ae.latent_dim}")
+    x_a, x_b = x_valid[0:n_images:2], x_valid[1:n_images:2]
+    interp = {space: to_uint8(interpolate(ae, x_a, x_b, int(n_steps), scale, space=space, flow=flow), scale)
+              for space in ("u", "z")}
+    fids = {"sample": scores["sample_fid"], "reconstruction": scores["reconstruction_fid"]}
+    return save_figure(fig4(samples, interp["u"], interp["z"], fids), stem)
