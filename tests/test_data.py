@@ -176,7 +176,8 @@ def test_split_indices_disjoint_and_deterministic():
 def test_preprocess_idx_dataset(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("fmnist"), mirror, tmp_path / "raw")
     out = tmp_path / "fmnist.npz"
-    arrays = stage_data.run_preprocess_dataset("fmnist", raw, out, valid_size=20, split_seed=1)
+    entry = {"kind": "fmnist", "valid_size": 20, "split_seed": 1}
+    arrays = stage_data.run_preprocess_dataset("fmnist", entry, raw, out)
     with np.load(out) as npz:
         assert sorted(npz.files) == sorted(["x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"])
         assert npz["x_train"].shape == (44, 1, 28, 28) and npz["x_valid"].shape == (20, 1, 28, 28)
@@ -185,8 +186,8 @@ def test_preprocess_idx_dataset(mirror, tmp_path):
     tr, va = D.split_indices(64, 20, 1)
     np.testing.assert_array_equal(arrays["x_valid"][:, 0], x_all[va])
     np.testing.assert_array_equal(artifacts.load_split(out, "train"), arrays["x_train"])
-    with pytest.raises(D.DataError, match="data.valid_size = 64"):
-        stage_data.run_preprocess_dataset("fmnist", raw, tmp_path / "bad.npz", valid_size=64)
+    with pytest.raises(D.DataError, match="valid_size = 64"):
+        stage_data.run_preprocess_dataset("fmnist", {**entry, "valid_size": 64}, raw, tmp_path / "bad.npz")
     assert not (tmp_path / "bad.npz").exists()
 
 
@@ -194,8 +195,9 @@ def test_preprocess_reverifies_raw_files(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("mnist"), mirror, tmp_path / "raw")
     corrupt_gz(raw / "mnist" / FMNIST_TEST)
     _, expected = D.expected_checksum(D.raw_file("mnist", FMNIST_TEST))
-    with pytest.raises(D.ChecksumError, match=f"mnist/{FMNIST_TEST}.*expected {expected}"):
-        stage_data.run_preprocess_dataset("mnist", raw, tmp_path / "mnist.npz", valid_size=20)
+    with pytest.raises(D.DataError, match=f"mnist/{FMNIST_TEST}.*expected {expected}"):
+        stage_data.run_preprocess_dataset("mnist", {"kind": "mnist", "valid_size": 20, "split_seed": 0}, raw,
+                                          tmp_path / "mnist.npz")
     assert list(tmp_path.glob("mnist.npz*")) == [] and list(tmp_path.glob(".mnist.npz*")) == []
 
 
@@ -210,21 +212,25 @@ def test_load_split_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- OoD sets
 def test_ood_flips_and_mnist(mirror, tmp_path):
-    raw = fetch_all(D.dataset_files("fmnist") + D.ood_files("mnist"), mirror, tmp_path / "raw")
+    raw = fetch_all(D.dataset_files("fmnist") + D.dataset_files("mnist"), mirror, tmp_path / "raw")
     test = D.read_idx(raw / "fashion-mnist" / FMNIST_TEST)
-    h = stage_data.run_build_ood_set("fmnist_hflip", raw, tmp_path / "h.npz")["x"]
-    v = stage_data.run_build_ood_set("fmnist_vflip", raw, tmp_path / "v.npz")["x"]
+    idx = {"valid_size": 8, "split_seed": 0}
+    stage_data.run_preprocess_dataset("fmnist", {"kind": "fmnist", **idx}, raw, tmp_path / "fmnist.npz")
+    stage_data.run_preprocess_dataset("mnist", {"kind": "mnist", **idx}, raw, tmp_path / "mnist.npz")
+    h = stage_data.run_build_ood_set(tmp_path / "fmnist.npz", tmp_path / "h.npz", "hflip")["x"]
+    v = stage_data.run_build_ood_set(tmp_path / "fmnist.npz", tmp_path / "v.npz", "vflip")["x"]
     np.testing.assert_array_equal(h[:, 0], test[:, :, ::-1])
     np.testing.assert_array_equal(v[:, 0], test[:, ::-1, :])
     assert h[0, 0, 0, 0] == test[0, 0, -1] and v[0, 0, 0, 0] == test[0, -1, 0]
-    m = stage_data.run_build_ood_set("mnist", raw, tmp_path / "m.npz")
+    m = stage_data.run_build_ood_set(tmp_path / "mnist.npz", tmp_path / "m.npz")
     np.testing.assert_array_equal(m["x"][:, 0], D.read_idx(raw / "mnist" / FMNIST_TEST))
     assert artifacts.load_split(tmp_path / "m.npz", "y").shape == (32,)
 
 
 def test_omniglot_inverted_28x28(mirror, tmp_path):
     raw = fetch_all(D.ood_files("omniglot"), mirror, tmp_path / "raw")
-    out = stage_data.run_build_ood_set("omniglot", raw, tmp_path / "o.npz", omniglot_count=50)
+    stage_data.run_preprocess_dataset("omniglot", {"kind": "omniglot", "count": 50}, raw, tmp_path / "om.npz")
+    out = stage_data.run_build_ood_set(tmp_path / "om.npz", tmp_path / "o.npz")
     x, y = out["x"], out["y"]
     assert x.shape == (50, 1, 28, 28) and x.dtype == np.uint8
     np.testing.assert_array_equal(y[:25], [0] * 20 + [1] * 5)  # character-major order
@@ -233,8 +239,11 @@ def test_omniglot_inverted_28x28(mirror, tmp_path):
     blank = D.omniglot_to_28(np.ones((1, 105, 105), bool))
     ink = D.omniglot_to_28(np.zeros((1, 105, 105), bool))
     assert (blank == 0).all() and (ink == 255).all()
-    with pytest.raises(D.DataError, match="data.omniglot_count = 81"):
-        stage_data.run_build_ood_set("omniglot", raw, tmp_path / "o2.npz", omniglot_count=81)
+    with pytest.raises(D.DataError, match="81"):
+        stage_data.run_preprocess_dataset("omniglot", {"kind": "omniglot", "count": 81}, raw, tmp_path / "o2.npz")
+    assert not (tmp_path / "o2.npz").exists()
+    with pytest.raises(ValueError, match="transform 'rot90'"):
+        stage_data.run_build_ood_set(tmp_path / "om.npz", tmp_path / "o3.npz", "rot90")
 
 
 # ---------------------------------------------------------------------------------------------- CelebA
@@ -250,7 +259,8 @@ def test_celeba_crop_and_resize():
 
 def test_celeba_preprocess_sorted_official_split(mirror, tmp_path):
     raw = fetch_all(D.dataset_files("celeba"), mirror, tmp_path / "raw")
-    arrays = stage_data.run_preprocess_dataset("celeba", raw, tmp_path / "celeba.npz", celeba_size=8, celeba_resample="bilinear")
+    arrays = stage_data.run_preprocess_dataset("celeba", {"kind": "celeba", "size": 8, "resample": "bilinear"}, raw,
+                                               tmp_path / "celeba.npz")
     assert {k: v.shape for k, v in arrays.items()} == {
         "x_train": (6, 3, 8, 8), "x_valid": (3, 3, 8, 8), "x_test": (3, 3, 8, 8)}
     red = np.concatenate([arrays[k][:, 0].mean(axis=(1, 2)) for k in ("x_train", "x_valid", "x_test")])
@@ -264,7 +274,8 @@ def test_celeba_partition_mismatch(tmp_path, monkeypatch):
     monkeypatch.setenv("PAE_DATA_CHECKSUMS", str(write_checksums(tmp_path / "m", tmp_path / "c.json")))
     raw = fetch_all(D.dataset_files("celeba"), tmp_path / "m", tmp_path / "raw")
     with pytest.raises(D.DataError, match="1 listed images missing"):
-        stage_data.run_preprocess_dataset("celeba", raw, tmp_path / "c.npz")
+        stage_data.run_preprocess_dataset("celeba", {"kind": "celeba", "size": 64, "resample": "bicubic"}, raw,
+                                          tmp_path / "c.npz")
     assert not (tmp_path / "c.npz").exists()
 
 

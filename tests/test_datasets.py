@@ -14,7 +14,6 @@ import yaml
 
 import pae.data as D
 import pae.datasets as S
-from pae.stages import data as stage_data
 from synthetic import celeba_names, write_checksums, write_idx_dataset, write_omniglot_npz
 
 # The YAML example of docs/notes-data.md ("Any image dataset through config"), kept in sync by a test below.
@@ -304,7 +303,8 @@ def test_builtin_fmnist_and_omniglot_match_data_stage(tmp_path, monkeypatch):
     monkeypatch.setenv("PAE_DATA_CHECKSUMS", str(write_checksums(mirror, tmp_path / "sums.json")))
     defaults = {"valid_size": 8, "split_seed": 2, "omniglot_count": 7}
     res = S.build_dataset(None, tmp_path / "raw", name="fmnist", mirror=mirror, data_defaults=defaults)
-    ref = stage_data.run_preprocess_dataset("fmnist", tmp_path / "raw", tmp_path / "ref.npz", valid_size=8, split_seed=2)
+    # the idx reader the data stage used before the registry (pae.data), on the same verified files
+    ref = D.idx_dataset(D.verified_paths(D.dataset_files("fmnist"), tmp_path / "raw", True), 8, 2)
     assert sorted(res.arrays) == sorted(ref)
     for k in ref:
         np.testing.assert_array_equal(res.arrays[k], ref[k])

@@ -12,7 +12,7 @@ import torch
 
 from pae import io
 from pae.artifacts import load_scores, save_flow, save_model
-from pae.catalog import OOD_SETS
+from pae.config import paper_defaults
 from pae.flows import build_flow
 from pae.metrics import aupr, auroc, fpr_at_tpr, tp_fp_rates, tp_fp_ratio
 from pae.nets import VAE, AutoEncoder
@@ -29,9 +29,13 @@ from pae.stages.rules import (
     score_rule_inputs,
     score_rule_runtime,
     score_rule_settings,
+    table2_experiment,
     table2_inputs,
     table2_plan,
 )
+
+EXPERIMENT = table2_experiment(paper_defaults())  # the paper's Table 2: F-MNIST against four sets
+OOD_SETS = tuple(EXPERIMENT["columns"])
 
 # ------------------------------------------------------------------------------------------------ metrics
 
@@ -279,7 +283,7 @@ def test_table2_plan_follows_ood_rows() -> None:
 
 def test_vae_part_rule_helpers() -> None:
     ood = _config(iwae_count=500)["ood"]
-    files = score_rule_inputs("R", "P", "fmnist", "vae", "unweighted")
+    files = score_rule_inputs("R", "P", "fmnist", "vae", "unweighted", OOD_SETS)
     assert files["vae"] == "R/vae.pt" and "ae" not in files and "flow" not in files and "stats" not in files
     assert score_rule_settings("vae", ood, 255, 0.01) == {
         "scale": 255, "batch_size": 500, "iwae_samples": 100, "iwae_count": 500, "sigma": 0.01}
@@ -314,7 +318,7 @@ def test_table2(tmp_path) -> None:
     ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "laplace": 64, "elbo": 32, "iwae": 32}
     settings = {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None,
                 "iwae_samples": 100, "iwae_count": 500, "vae_sigma": 0.01}
-    table = run_make_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, log=lambda s: None)
+    table = run_make_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, EXPERIMENT, log=lambda s: None)
     csv = pd.read_csv(tmp_path / "t.csv")
     assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP",
                                                "Laplace log p(x) (Eq. 11)", "VAE ELBO", "VAE IWAE"]
@@ -341,10 +345,10 @@ def test_table2(tmp_path) -> None:
     assert "AE reconstruction error K = 4" in md and "k = 100" in md and "on 500 evenly spaced images" in md
     # a run may leave rows out: only those listed, in the order given
     run_make_table2({"iwae": files["iwae"], "recon": files["recon"]}, tmp_path / "u.csv", tmp_path / "u.md", ks, settings,
-               log=lambda s: None)
+                    EXPERIMENT, log=lambda s: None)
     assert list(dict.fromkeys(pd.read_csv(tmp_path / "u.csv")["row"])) == ["VAE IWAE", "AE reconstruction error"]
     with pytest.raises(ValueError, match="unknown Table 2 row"):
-        run_make_table2({"waic": files["recon"]}, tmp_path / "w.csv", tmp_path / "w.md", ks, settings)
+        run_make_table2({"waic": files["recon"]}, tmp_path / "w.csv", tmp_path / "w.md", ks, settings, EXPERIMENT)
 
 
 def test_fig5(tmp_path) -> None:
