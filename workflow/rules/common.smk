@@ -34,8 +34,13 @@ wildcard_constraints:
     model="|".join(SAMPLE_KINDS),
 
 
-def run_dirs(dataset, Ks, seeds=SEEDS):
-    return [RUN.format(dataset=dataset, K=K, seed=s) for K in Ks for s in seeds]
+def classifier_of(dataset):
+    """The dataset's domain classifier (seed fid.classifier_seed; workflow/rules/fid.smk), or nothing for an
+    unlabelled dataset, which then gets no domain FID."""
+    if not pae_rules.has_labels(REGISTRY[dataset]):
+        return []
+    seed = config["fid"]["classifier_seed"]
+    return f"{OUT}/{dataset}/classifier/seed{seed}/classifier.pt"
 
 
 DATA_FILES = [f"{PROCESSED}/{d}.npz" for d in TRAINED] + [

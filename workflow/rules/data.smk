@@ -56,7 +56,8 @@ rule preprocess_dataset:
     only when complete (pae.datasets). Built-ins read their verified raw files: F-MNIST / MNIST split the
     60k training file into train / validation (data.valid_size, data.split_seed) plus the 10k test set;
     CelebA crops rows 45-173, columns 25-153 and resizes to data.celeba_size with data.celeba_resample,
-    official partition; Omniglot (OoD only) keeps x, y. User entries (npz, folder) read their path."""
+    official partition; Omniglot (OoD only) keeps x, y. User entries (npz, folder) read their path.
+    """
     input:
         lambda wc: pae_datasets.input_paths(REGISTRY[wc.dataset], RAW),
     output:
@@ -80,7 +81,8 @@ rule preprocess_dataset:
 
 rule build_ood_set:
     """One OoD set of ood.sets: the test split of its dataset (all of an OoD-only set such as Omniglot),
-    flipped left-right (hflip) or up-down (vflip) when asked; x uint8 (N, C, H, W), y where known."""
+    flipped left-right (hflip) or up-down (vflip) when asked; x uint8 (N, C, H, W), y where known.
+    """
     input:
         lambda wc: f"{PROCESSED}/{OOD_BY_NAME[wc.ood]['dataset']}.npz",
     output:

@@ -17,22 +17,8 @@ INCEPTION_SOURCE = inception_weights_source(
 )
 USE_INCEPTION = not INCEPTION_SOURCE.startswith("unavailable")
 CLASSIFIER_DIR = f"{OUT}/{{dataset}}/classifier/seed{{seed}}"
-# The one domain classifier (seed fid.classifier_seed) behind every domain FID of a dataset.
-CLASSIFIER = (
-    f"{OUT}/{{dataset}}/classifier/seed{FID_CFG['classifier_seed']}/classifier.pt"
-)
 FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
 
-
-def classifier_of(dataset):
-    """The dataset's domain classifier, or nothing for an unlabelled dataset (no domain FID then)."""
-    if not pae_rules.has_labels(REGISTRY[dataset]):
-        return []
-    return CLASSIFIER.format(dataset=dataset)
-
-
-def classifier_input(wildcards):
-    return classifier_of(wildcards.dataset)
 
 # Everything the FID numbers depend on (a changed value reruns the FID jobs).
 FID_SETTINGS = {
@@ -79,7 +65,7 @@ rule fid_reference:
     samples.count training images against it (the floor)."""
     input:
         data=f"{PROCESSED}/{{dataset}}.npz",
-        classifier=classifier_input,
+        classifier=lambda wc: classifier_of(wc.dataset),
     output:
         FID_REFERENCE,
     log:
@@ -116,7 +102,7 @@ rule fid_scores:
         samples=f"{RUN}/samples/{{model}}.npz",
         data=f"{PROCESSED}/{{dataset}}.npz",
         reference=FID_REFERENCE,
-        classifier=classifier_input,
+        classifier=lambda wc: classifier_of(wc.dataset),
     output:
         f"{RUN}/fid/{{model}}.json",
     log:

@@ -3,7 +3,12 @@ Fig. 4 on fig4.dataset."""
 
 FIG5_K = config["ood"]["fig5_K"]
 FIG5_SET = OOD_BY_NAME[config["ood"]["fig5_set"]]
-LABELS = {"fmnist": "F-MNIST", "mnist": "MNIST", "celeba": "CelebA", "omniglot": "Omniglot"}
+LABELS = {
+    "fmnist": "F-MNIST",
+    "mnist": "MNIST",
+    "celeba": "CelebA",
+    "omniglot": "Omniglot",
+}
 
 
 rule fig5:
@@ -11,7 +16,10 @@ rule fig5:
     ood.fig5_K (first seed); TP/FP ratio at FN = ood.fn_rate for reconstruction error and latent density
     against K (paper: F-MNIST against MNIST)."""
     input:
-        ae=[f"{RUN}/ae.pt".format(dataset=OOD_DATASET, K=K, seed=SEEDS[0]) for K in FIG5_K],
+        ae=[
+            f"{RUN}/ae.pt".format(dataset=OOD_DATASET, K=K, seed=SEEDS[0])
+            for K in FIG5_K
+        ],
         recon=[
             f"{RUN}/ood_scores_recon.npz".format(dataset=OOD_DATASET, K=K, seed=s)
             for K in FIG5_K
@@ -56,7 +64,9 @@ rule fig5:
         "../scripts/fig5.py"
 
 
-FIG_SAMPLES = f"{RUN}/samples/{{model}}.npz"  # Fig. 2 and Fig. 3: fid.dataset, first seed
+FIG_SAMPLES = (
+    f"{RUN}/samples/{{model}}.npz"  # Fig. 2 and Fig. 3: fid.dataset, first seed
+)
 FIG2_PANELS = {  # title → (sample set, K); the VAE baselines live at K = vae.latent_dim
     "AE": ("ae", config["fid"]["table1_K"]),
     "VAE": ("vae", config["vae"]["latent_dim"]),
@@ -141,7 +151,8 @@ FIG4_RUN = RUN.format(dataset=FIG4["dataset"], K=FIG4["K"], seed=SEEDS[0])
 
 rule make_fig4:
     """Fig. 4: PAE samples of fig4.dataset at K = fig4.K (first seed) titled with their FIDs, and
-    interpolations between validation images through the flow's u and, for comparison, linearly in z."""
+    interpolations between validation images through the flow's u and, for comparison, linearly in z.
+    """
     input:
         samples=f"{FIG4_RUN}/samples/pae.npz",
         data=f"{PROCESSED}/{FIG4['dataset']}.npz",

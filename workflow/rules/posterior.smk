@@ -96,7 +96,7 @@ rule posterior_metrics:
         posterior=[POST_FILE[c, s] for c in POST_CFG["run"] for s in POST_SPACES],
         ae=f"{POST_RUN}/ae.pt",
         stats=f"{POST_RUN}/ae_stats.npz",
-        classifier=CLASSIFIER.format(dataset=POST_CFG["dataset"]),
+        classifier=classifier_of(POST_CFG["dataset"]),
     output:
         csv=report(
             f"{OUT}/posterior_metrics.csv",
