@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def merged_posterior_config(overlay: str | None) -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "config/config.yaml").read_text())["posterior"]
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["posterior"]
     if overlay:
         over = (yaml.safe_load(Path(overlay).read_text()) or {}).get("posterior", {})
         cfg |= over
