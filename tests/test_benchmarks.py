@@ -1,0 +1,130 @@
+"""Smoke tests of the benchmark scripts: main_job.py's parsing, cost_curves.py --quick, the paper-scale arithmetic."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def _load(name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _bench(path: Path, seconds: float, cpu: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + f"{seconds:.2f}\t0:00:00\t100.0\t200.0\t50.0\t60.0\t0.00\t0.10\t90.00\t{cpu:.2f}\n")
+
+
+def _run_folder(tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    _bench(out / "benchmarks" / "train_ae" / "fmnist_K4_seed0.tsv", 100.5, 80.0)
+    _bench(out / "benchmarks" / "train_ae" / "fmnist_K64_seed0.tsv", 250.25, 200.0)
+    _bench(out / "benchmarks" / "table2.tsv", 6.25, 3.7)
+    rows = [
+        ("PAE density", "MNIST", "0.997", "0.997"),
+        ("PAE density", "OMNIGLOT", "0.982", "0.981"),
+        ("PAE density", "FMNIST-hflip", "0.715", "0.698"),
+        ("PAE density", "FMNIST-vflip", "0.885", "0.891"),
+        ("AE reconstruction error", "MNIST", "0.979", "0.986"),
+        ("AE reconstruction error", "OMNIGLOT", "0.866", "0.916"),  # the largest gap: 0.050
+        ("AE reconstruction error", "FMNIST-hflip", "0.100", ""),  # no paper value: skipped
+        ("AE reconstruction error", "FMNIST-vflip", "0.848", "0.880"),
+        ("VAE IWAE", "MNIST", "0.500", "0.990"),  # not a paper row of ours: ignored
+    ]
+    with open(out / "table2.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "K", "column", "ours", "ours_std", "n_seeds", "paper", "difference"])
+        for row, col, ours, paper in rows:
+            diff = f"{float(ours) - float(paper):.4f}" if paper else ""
+            w.writerow([row, 4, col, ours, 0, 1, paper, diff])
+    return out
+
+
+def test_main_job_parses_stages_and_table2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mj = _load("main_job")
+    out = _run_folder(tmp_path)
+    res = mj.main(["--out", str(out), "--csv", str(tmp_path / "stages.csv")])
+    text = capsys.readouterr().out
+    stages = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in text.splitlines()
+              if line.startswith(("train_ae:", "table2:"))}
+    assert stages["train_ae:"] == pytest.approx([350.75, 2, 250.25, 280.0], abs=0.051)  # total, jobs, max, cpu
+    assert stages["table2:"] == pytest.approx([6.25, 1, 6.25, 3.7], abs=0.051)
+    assert "sum of job seconds: 357.0 s (0:05:57)" in text
+    assert "wall: not given (Snakemake's benchmark files carry no start/end timestamps" in text
+    assert "largest |ours - paper| over 7 paper cells: 0.0500 at AE reconstruction error / OMNIGLOT" in text
+    assert math.isclose(res["worst"].abs_diff, 0.05, abs_tol=1e-9)
+    with open(tmp_path / "stages.csv", newline="") as fh:
+        table = {r["stage"]: r for r in csv.DictReader(fh)}
+    assert table["train_ae"]["jobs"] == "2" and float(table["train_ae"]["total_s"]) == pytest.approx(350.75)
+
+
+def test_main_job_wall_and_missing_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mj = _load("main_job")
+    out = _run_folder(tmp_path)
+    (out / "table2.csv").unlink()
+    mj.main(["--out", str(out), "--wall", "178.5"])
+    text = capsys.readouterr().out
+    assert "wall: 178.5 s (0:02:58, given with --wall); sum of job seconds / wall = 2.00" in text
+    assert "table2.csv not found" in text
+
+
+def test_cost_curves_quick_writes_every_curve(tmp_path: Path) -> None:
+    cc = _load("cost_curves")
+    rows = cc.main(["--quick", "--csv", str(tmp_path / "c.csv"), "--png", str(tmp_path / "c.png")])
+    with open(tmp_path / "c.csv", newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert tuple(written[0]) == cc.FIELDS
+    assert {r["curve"] for r in written} == set(cc.CURVES)
+    assert len(written) == len(rows)
+    assert all(float(r["seconds"]) > 0 and float(r["per_unit"]) > 0 for r in written)
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_paper_scale_estimate_arithmetic() -> None:
+    ps = _load("paper_scale_estimate")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+    def row(curve: str, x: float, seconds: float, per_unit: float, note: str = "") -> dict[str, object]:
+        return {"curve": curve, "x": x, "seconds": seconds, "per_unit": per_unit, "threads": 1, "note": note}
+
+    rows = [
+        row("ae_step_vs_batch", 64, 0.2, 0.2 / 64, "AE K=64"),
+        row("vae_step_vs_batch", 64, 0.25, 0.25 / 64, "VAE K=32"),
+        row("ood_scoring_vs_images", 5000, 5.0, 1e-3),
+        *[row("flow_train_paper_vs_K", K, 0.01, 0.01 / 128) for K in (4, 8, 16, 32, 64, 128)],
+        row("map_refine_vs_images", 500, 6.0, 6.0 / (500 * 6), "K=64"),
+        row("laplace_vs_images", 4, 5.0 + 4 * 0.25, (5.0 + 4 * 0.25) / 4, "K=64"),  # 5 s fixed + 0.25 s/image
+        row("laplace_vs_images", 16, 5.0 + 16 * 0.25, (5.0 + 16 * 0.25) / 16, "K=64"),
+        row("iwae_vs_images", 32, 3.2, 0.1, "VAE K=32, k=100"),
+        row("posterior_u_vs_steps", 120, 1.0, 1e-5, "K=8, 8 images"),
+        row("posterior_z_vs_steps", 120, 1.0, 1e-5, "K=8, 8 images"),
+    ]
+    terms = {t.name: t for t in ps.estimate(rows, cfg)}
+    per_epoch = (50_000 // 64) * 0.2 + 10_000 * 1e-3
+    assert terms["train_ae"].jobs == 18
+    assert terms["train_ae"].cpu_h == pytest.approx(18 * 500 * per_epoch / 3600)
+    fixed, cost, _ = ps.Curves(rows).fit("laplace_vs_images")
+    assert (fixed, cost) == (pytest.approx(5.0), pytest.approx(0.25))
+    n = 10_000 * 4 + 13_180
+    lap = n * 0.25 + math.ceil(n / 500) * 5.0
+    assert terms["ood_scores map@K64"].cpu_h == pytest.approx(3 * (n * 101 * 2e-3 + lap) / 3600)
+    assert terms["ood_scores vae@K32"].cpu_h == pytest.approx(3 * n * 0.1 / 3600)
+    assert terms["posterior (u space)"].target == "fig6"
+    assert terms["posterior (u space)"].cpu_h == pytest.approx(5 * 1000 * 11 * 40_000 * 1e-5 / 3600)
