@@ -7,7 +7,7 @@ with redirect_output(snakemake.log[0]):
     run_write_table1(
         score_files=list(snakemake.input.scores),
         reference_npz=snakemake.input.reference,
-        classifier_metrics=snakemake.input.get("classifier") or None,
+        classifier_metrics=clf[0] if (clf := snakemake.input.get("classifier")) else None,  # none: unlabelled
         dataset=snakemake.params.dataset,
         csv_path=snakemake.output.csv,
         md_path=snakemake.output.md,
