@@ -1,4 +1,4 @@
-"""pae.fid and pae.classifier: Fréchet distance, preprocessing, Inception path (offline, random weights),
+"""pae.features, pae.metrics (Fréchet), pae.stages.fid and pae.classifier: Fréchet distance, preprocessing, Inception path (offline, random weights),
 the "unavailable" path, the domain classifier, and the fid_reference / fid_scores rules on tiny data."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""pae.ood: AUROC and TP/FP definitions, the score-file path (incl. flipped sets), Table 2, Fig. 5."""
+"""pae.metrics and pae.stages.ood: AUROC and TP/FP definitions, the score-file path (incl. flipped sets), Table 2, Fig. 5."""
 
 from __future__ import annotations
 

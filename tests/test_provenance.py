@@ -1,4 +1,4 @@
-"""pae.provenance: config hash, benchmark parsing, git info, the record, and the provenance rule."""
+"""pae.stages.provenance: config hash, benchmark parsing, git info, the record, and the provenance rule."""
 
 from __future__ import annotations
 
