@@ -325,8 +325,11 @@ FLIPS = {"none": "", "hflip": " flipped left-right", "vflip": " flipped up-down"
 
 
 def _describe_sets(experiment: Mapping[str, Any]) -> str:
-    return "; ".join(f"{experiment['columns'].get(s['name'], s['name'])} = the {s['dataset']} test split"
-                     f"{FLIPS[s.get('transform', 'none')]}" for s in experiment["sets"])
+    def which(s: Mapping[str, Any]) -> str:
+        return f"all {s['dataset']} images" if s.get("images") == "all" else f"the {s['dataset']} test split"
+
+    return "; ".join(f"{experiment['columns'].get(s['name'], s['name'])} = {which(s)}{FLIPS[s.get('transform', 'none')]}"
+                     for s in experiment["sets"])
 
 
 def run_make_table2(

@@ -151,6 +151,8 @@ def ood_sets(config: Mapping[str, Any]) -> list[dict[str, str]]:
     registry = dataset_registry(config)
     training_dataset(config, config["ood"]["in_dataset"], "ood.in_dataset")
     sets = [{"transform": "none", "label": s["name"]} | dict(s) for s in config["ood"]["sets"]]
+    for s in sets:  # which images: the test split, or all of an OoD-only set (Omniglot's evaluation alphabets)
+        s["images"] = "all" if s["dataset"] in registry and KINDS[registry[s["dataset"]]["kind"]].ood_only else "test"
     names = [s["name"] for s in sets]
     if len(set(names)) != len(names):
         raise ValueError(f"config key ood.sets: names must be unique, got {names}")
