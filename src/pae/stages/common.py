@@ -1,14 +1,19 @@
-"""What every stage shares: writing a table (CSV + Markdown) and a figure (PNG + PDF) atomically."""
+"""What every stage shares: the floored Eq. 8 σ of a run, and writing a table (CSV + Markdown) and a figure
+(PNG + PDF) atomically."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from pae.artifacts import load_sigma
+from pae.density import floor_sigma, quantization_sigma
 from pae.io import atomic_path
 from pae.tables import to_markdown
 
@@ -34,3 +39,13 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png"
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def load_floored_sigma(stats_path: str | Path, scale: float, sigma_floor: float | None,
+                       image_shape: Sequence[int]) -> tuple[torch.Tensor, float]:
+    """The Eq. 8 σ from ae_stats.npz, floored as in pae.density (None → the quantisation σ), and the floor."""
+    floor = quantization_sigma(scale) if sigma_floor is None else float(sigma_floor)
+    sigma = floor_sigma(load_sigma(stats_path), floor)
+    if tuple(sigma.shape) != tuple(image_shape):
+        raise ValueError(f"sigma in {stats_path} has shape {tuple(sigma.shape)}, the AE's images {tuple(image_shape)}")
+    return sigma, floor

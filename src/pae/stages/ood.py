@@ -25,12 +25,12 @@ import pandas as pd
 import torch
 
 from pae import io
-from pae.artifacts import load_flow, load_images, load_model, load_scores, load_sigma
+from pae.artifacts import load_flow, load_images, load_model, load_scores
 from pae.catalog import IN_SET
-from pae.density import eval_mode, floor_sigma, image_scores, quantization_sigma
+from pae.density import eval_mode, image_scores, quantization_sigma
 from pae.images import to_model_input
 from pae.metrics import aupr, auroc, fpr_at_tpr
-from pae.stages.common import write_table
+from pae.stages.common import load_floored_sigma, write_table
 from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
 from pae.vae import vae_scores
 
@@ -142,9 +142,7 @@ def run_ood_scores(
     if needs_sigma:
         if stats_path is None:
             raise ValueError(f"part {part!r} (recon_sigma {recon_sigma!r}) needs ae_stats.npz for the Eq. 8 sigma")
-        sigma = floor_sigma(load_sigma(stats_path), floor)
-        if tuple(sigma.shape) != tuple(model.image_shape):
-            raise ValueError(f"sigma in {stats_path} has shape {tuple(sigma.shape)}, images {model.image_shape}")
+        sigma, floor = load_floored_sigma(stats_path, scale, sigma_floor, model.image_shape)
         n_floored = int((sigma <= floor).sum())
         log(f"sigma floor {floor:.3g}: {n_floored}/{sigma.numel()} pixels floored")
     sets = {IN_SET: (Path(in_path), "test")} | {name: (Path(p), "x") for name, p in ood_paths.items()}

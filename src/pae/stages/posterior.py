@@ -28,11 +28,10 @@ from pae.artifacts import (
     load_flow,
     load_labelled_test,
     load_model,
-    load_sigma,
     meta_of,
     read_npz,
 )
-from pae.density import eval_mode, floor_sigma, quantization_sigma
+from pae.density import eval_mode
 from pae.figures import fig6
 from pae.images import to_model_input
 from pae.posterior import (
@@ -50,7 +49,7 @@ from pae.posterior import (
     psnr,
     ssim,
 )
-from pae.stages.common import save_figure
+from pae.stages.common import load_floored_sigma, save_figure
 
 METHODS = {  # metrics row label per method
     "u": "PAE posterior (u-space, flow prior)",
@@ -64,16 +63,6 @@ SEED_OFFSET_STARTS = 1
 def corruption_seed(seed: int, name: str) -> int:
     """Seed of a corruption's noise and random mask: the same for both spaces, different per corruption."""
     return int(seed) * 1_000_003 + zlib.crc32(name.encode()) % 1_000_003
-
-
-def load_floored_sigma(stats_path: str | Path, scale: float, sigma_floor: float | None,
-                       image_shape: Sequence[int]) -> tuple[torch.Tensor, float]:
-    """The Eq. 8 σ from ae_stats.npz, floored as in pae.density (None → the quantisation σ), and the floor."""
-    floor = quantization_sigma(scale) if sigma_floor is None else float(sigma_floor)
-    sigma = floor_sigma(load_sigma(stats_path), floor)
-    if tuple(sigma.shape) != tuple(image_shape):
-        raise ValueError(f"sigma in {stats_path} has shape {tuple(sigma.shape)}, the AE's images {tuple(image_shape)}")
-    return sigma, floor
 
 
 def run_posterior(
