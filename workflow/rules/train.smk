@@ -71,7 +71,7 @@ rule train_flow:
         f"{BENCH}/train_flow/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["train"]
+    threads: config["threads"]["flow"]
     resources:
         mem_mb=4000,
         runtime=240,
