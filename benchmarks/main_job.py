@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/main_job.py                                  # results/quick
     .venv/bin/python benchmarks/main_job.py --out results/quick --wall 2610 --csv /tmp/stages.csv
+    bash benchmarks/main_job.sh     # in a fresh clone: times `make venv` and `make table2`, then prints this report
 
 Reads `<out>/benchmarks/**/*.tsv` (Snakemake's `benchmark:` files: one row per job, wall seconds in column `s`,
 CPU seconds in `cpu_time`) and `<out>/table2.csv`. Prints, per stage (benchmark folder, or file stem for the
@@ -127,7 +128,7 @@ def hms(seconds: float) -> str:
 
 
 def summarize(out: Path, wall: float | None = None, csv_path: Path | None = None,
-              show_mtime_span: bool = False) -> dict[str, Any]:
+              show_mtime_span: bool = False, setup: float | None = None) -> dict[str, Any]:
     """Print the per-stage table, the job-second sum, the wall time and the Table 2 gap; return them."""
     bench_dir = out / "benchmarks"
     stages = stage_times(bench_dir)
@@ -154,6 +155,8 @@ def summarize(out: Path, wall: float | None = None, csv_path: Path | None = None
               + ("" if len(cpu_known) == len(cpu) else f", {len(cpu) - len(cpu_known)} stage(s) without cpu_time"))
     if wall is not None:
         print(f"wall: {wall:.1f} s ({hms(wall)}, given with --wall); sum of job seconds / wall = {total / wall:.2f}")
+        if setup is not None:
+            print(f"environment set-up: {setup:.1f} s; set-up + wall: {setup + wall:.1f} s ({hms(setup + wall)})")
     elif has_timestamps(bench_dir):
         print("wall: not given (the benchmark files have a timestamp column, which this script does not read; "
               "pass --wall SECONDS)")
@@ -184,21 +187,26 @@ def summarize(out: Path, wall: float | None = None, csv_path: Path | None = None
             w.writeheader()
             w.writerows(rows)
         print(f"wrote {csv_path}")
-    return {"stages": rows, "total_s": total, "wall_s": wall, "mtime_span_s": span, "worst": worst}
+    return {"stages": rows, "total_s": total, "wall_s": wall, "setup_s": setup, "mtime_span_s": span, "worst": worst}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/quick", help="the run's output folder (config outdir)")
     p.add_argument("--wall", type=float, help="measured wall-clock seconds of the run, printed beside the sum")
+    p.add_argument("--setup", type=float, help="measured seconds of the environment set-up (make venv), added to --wall")
     p.add_argument("--csv", help="also write the per-stage table to this CSV file")
     p.add_argument("--mtime-span", action="store_true",
                    help="also print the span of the benchmark files' modification times (see mtime_span)")
     args = p.parse_args(argv)
     if args.wall is not None and not (math.isfinite(args.wall) and args.wall > 0):
         p.error(f"--wall must be a positive number of seconds, got {args.wall}")
+    if args.setup is not None and not (math.isfinite(args.setup) and args.setup >= 0):
+        p.error(f"--setup must be a non-negative number of seconds, got {args.setup}")
+    if args.setup is not None and args.wall is None:
+        p.error("--setup needs --wall (the workflow's wall-clock seconds)")
     out = Path(os.path.expanduser(args.out))
-    return summarize(out, args.wall, Path(args.csv) if args.csv else None, args.mtime_span)
+    return summarize(out, args.wall, Path(args.csv) if args.csv else None, args.mtime_span, args.setup)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,16 @@ def test_main_job_wall_and_missing_table(tmp_path: Path, capsys: pytest.CaptureF
     assert "table2.csv not found" in text
 
 
+def test_main_job_setup_is_added_to_the_wall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mj = _load("main_job")
+    result = mj.main(["--out", str(_run_folder(tmp_path)), "--wall", "600", "--setup", "90.5"])
+    assert "environment set-up: 90.5 s; set-up + wall: 690.5 s (0:11:30)" in capsys.readouterr().out
+    assert result["setup_s"] == 90.5
+    with pytest.raises(SystemExit):
+        mj.main(["--out", str(tmp_path), "--setup", "90"])  # set-up without the workflow's wall
+
+
+
 def test_cost_curves_quick_writes_every_curve(tmp_path: Path) -> None:
     cc = _load("cost_curves")
     rows = cc.main(["--quick", "--csv", str(tmp_path / "c.csv"), "--png", str(tmp_path / "c.png")])

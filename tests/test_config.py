@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,7 +19,11 @@ def _load(repo, overlay=None):
     return config
 
 
-@pytest.mark.parametrize("overlay", [None, "config/quick.yaml", "config/test.yaml"])
+OVERLAYS = sorted(str(p.relative_to(p.parents[1])) for p in (Path(__file__).parents[1] / "config").glob("*.yaml")
+                  if p.name != "config.yaml")
+
+
+@pytest.mark.parametrize("overlay", [None, *OVERLAYS])
 def test_shipped_configs_are_valid(repo_root, overlay):
     validate_config(_load(repo_root, overlay), repo_root / "workflow/schemas/config.schema.yaml")
 
