@@ -128,7 +128,7 @@ def hms(seconds: float) -> str:
 
 
 def summarize(out: Path, wall: float | None = None, csv_path: Path | None = None,
-              show_mtime_span: bool = False, setup: float | None = None) -> dict[str, Any]:
+              show_mtime_span: bool = False, setup: float | None = None, cores: int = 2) -> dict[str, Any]:
     """Print the per-stage table, the job-second sum, the wall time and the Table 2 gap; return them."""
     bench_dir = out / "benchmarks"
     stages = stage_times(bench_dir)
@@ -155,6 +155,8 @@ def summarize(out: Path, wall: float | None = None, csv_path: Path | None = None
               + ("" if len(cpu_known) == len(cpu) else f", {len(cpu) - len(cpu_known)} stage(s) without cpu_time"))
     if wall is not None:
         print(f"wall: {wall:.1f} s ({hms(wall)}, given with --wall); sum of job seconds / wall = {total / wall:.2f}")
+        if cpu_known:
+            print(f"cores busy: job CPU seconds / (wall × {cores} cores) = {sum(cpu_known) / (wall * cores):.2f}")
         if setup is not None:
             print(f"environment set-up: {setup:.1f} s; set-up + wall: {setup + wall:.1f} s ({hms(setup + wall)})")
     elif has_timestamps(bench_dir):
@@ -194,6 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/quick", help="the run's output folder (config outdir)")
     p.add_argument("--wall", type=float, help="measured wall-clock seconds of the run, printed beside the sum")
+    p.add_argument("--cores", type=int, default=2, help="cores the run had (for the share of them kept busy)")
     p.add_argument("--setup", type=float, help="measured seconds of the environment set-up (make venv), added to --wall")
     p.add_argument("--csv", help="also write the per-stage table to this CSV file")
     p.add_argument("--mtime-span", action="store_true",
@@ -203,10 +206,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error(f"--wall must be a positive number of seconds, got {args.wall}")
     if args.setup is not None and not (math.isfinite(args.setup) and args.setup >= 0):
         p.error(f"--setup must be a non-negative number of seconds, got {args.setup}")
+    if args.cores < 1:
+        p.error(f"--cores must be a positive integer, got {args.cores}")
     if args.setup is not None and args.wall is None:
         p.error("--setup needs --wall (the workflow's wall-clock seconds)")
     out = Path(os.path.expanduser(args.out))
-    return summarize(out, args.wall, Path(args.csv) if args.csv else None, args.mtime_span, args.setup)
+    return summarize(out, args.wall, Path(args.csv) if args.csv else None, args.mtime_span, args.setup,
+                     args.cores)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job timed from a fresh clone: `make venv` (environment), then `make table2` (workflow), then the
 # per-stage report of benchmarks/main_job.py with both wall times. Run it in a fresh clone: an existing
-# results/quick or .venv is reused and makes the timing meaningless. Extra arguments go to both make calls
-# (e.g. CORES=2). Offline: PAE_DATA_MIRROR=/path/to/mirror bash benchmarks/main_job.sh
+# results/quick or .venv is reused and makes the timing meaningless. Cores: CORES (default 2).
+# Offline: PAE_DATA_MIRROR=/path/to/mirror bash benchmarks/main_job.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -e results/quick ] || [ -e .venv ]; then
@@ -10,10 +10,10 @@ if [ -e results/quick ] || [ -e .venv ]; then
 fi
 now() { date +%s.%N; }
 t0=$(now)
-make venv "$@"
+make venv
 t1=$(now)
-make table2 "$@"
+make table2 CORES="${CORES:-2}"
 t2=$(now)
 setup=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$t1")
 wall=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t1" "$t2")
-.venv/bin/python benchmarks/main_job.py --out results/quick --setup "$setup" --wall "$wall"
+.venv/bin/python benchmarks/main_job.py --out results/quick --setup "$setup" --wall "$wall" --cores "${CORES:-2}"

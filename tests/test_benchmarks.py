@@ -88,7 +88,9 @@ def test_main_job_wall_and_missing_table(tmp_path: Path, capsys: pytest.CaptureF
 def test_main_job_setup_is_added_to_the_wall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mj = _load("main_job")
     result = mj.main(["--out", str(_run_folder(tmp_path)), "--wall", "600", "--setup", "90.5"])
-    assert "environment set-up: 90.5 s; set-up + wall: 690.5 s (0:11:30)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "environment set-up: 90.5 s; set-up + wall: 690.5 s (0:11:30)" in text
+    assert "cores busy: job CPU seconds / (wall × 2 cores) = 0.24" in text  # (80 + 200 + 3.7) / 1200
     assert result["setup_s"] == 90.5
     with pytest.raises(SystemExit):
         mj.main(["--out", str(tmp_path), "--setup", "90"])  # set-up without the workflow's wall
