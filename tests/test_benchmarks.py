@@ -97,6 +97,18 @@ def test_main_job_setup_is_added_to_the_wall(tmp_path: Path, capsys: pytest.Capt
 
 
 
+def test_quick_schedule_times_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    qs = _load("quick_schedule")
+    rows = qs.main(["--steps", "1", "--flow-epochs", "1", "--latents", "1024"])
+    ae = [r for r in rows if r["what"] == "ae"]
+    flow = [r for r in rows if r["what"] == "flow"]
+    assert {(r["precision"], r["dropout"], r["batch"]) for r in ae} == {
+        (p, d, b) for p in ("fp32", "bf16") for d in (0.2, 0.0) for b in (128, 256)}
+    assert {(r["threads"], r["batch"]) for r in flow} == {(t, b) for t in (1, 2) for b in (256, 512)}
+    assert all(r["images_per_s"] > 0 for r in ae) and all(r["seconds_per_epoch"] > 0 for r in flow)
+    assert "s per epoch (1024 latents + validation)" in capsys.readouterr().out
+
+
 def test_cost_curves_quick_writes_every_curve(tmp_path: Path) -> None:
     cc = _load("cost_curves")
     rows = cc.main(["--quick", "--csv", str(tmp_path / "c.csv"), "--png", str(tmp_path / "c.png")])
