@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 table2: venv            ## main job: Table 2 with the quick CPU configuration
 	$(SMK) table2 $(QUICK)
-table2-all-rows: venv   ## Table 2 with its MAP, Laplace and VAE rows too (≈ 25 min more)
+table2-all-rows: venv   ## Table 2 with its MAP, Laplace and VAE rows too (roughly 15-20 min more)
 	$(SMK) table2 $(QUICK) config/quick-all-rows.yaml
 table1: venv            ## Table 1 (FIDs) with the quick configuration
 	$(SMK) table1 $(QUICK)
