@@ -9,11 +9,11 @@ if [ -e results/quick ] || [ -e .venv ]; then
   echo "main_job.sh: results/quick or .venv already exists; run this in a fresh clone for a meaningful timing" >&2
 fi
 now() { date +%s.%N; }
+seconds() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$1" "$2"; }
 t0=$(now)
 make venv
 t1=$(now)
 make table2 CORES="${CORES:-2}"
 t2=$(now)
-setup=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$t1")
-wall=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t1" "$t2")
-.venv/bin/python benchmarks/main_job.py --out results/quick --setup "$setup" --wall "$wall" --cores "${CORES:-2}"
+.venv/bin/python benchmarks/main_job.py --out results/quick --setup "$(seconds "$t0" "$t1")" \
+  --wall "$(seconds "$t1" "$t2")" --cores "${CORES:-2}"

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from pae.config import deep_merge
+from pae.config import deep_merge, paper_defaults
 from pae.flows import build_flow, train_flow
 from pae.nets import AutoEncoder
 from pae.train import _make_optimizer, ae_loss
@@ -31,9 +31,9 @@ TRAIN_IMAGES = 50_000
 
 
 def quick_flow_config() -> dict:
-    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    quick = deep_merge(paper, yaml.safe_load((REPO / "config" / "quick.yaml").read_text()) or {})
-    return dict(quick["flow"])
+    """The flow section of config/quick.yaml over the paper defaults (as Snakemake layers them)."""
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text()) or {}
+    return deep_merge(paper_defaults("flow"), quick.get("flow", {}))
 
 
 def ae_images_per_second(batch: int, precision: str, dropout: float, steps: int, warmup: int = 3) -> float:
