@@ -4,15 +4,15 @@
     .venv/bin/python benchmarks/cost_curves.py --quick --csv /tmp/c.csv --png /tmp/c.png   # smoke run, seconds
 
 Curves (random inputs, untrained networks: the cost does not depend on the weights):
-- ae_step_vs_batch: one AE training step (uint8 → dequantize → rotate → Eq. 2 → Adam, as pae.train.fit) at K = 64;
+- ae_step_vs_batch: one AE training step (uint8 → dequantize → rotate → Eq. 2 → Adam, as pae.science.train.fit) at K = 64;
 - ae_epoch_vs_images: seconds per epoch for N training images, EXTRAPOLATED as (N // batch) × the measured step
   at batch ae.batch_size (no validation pass);
-- vae_step_vs_batch: one plain-VAE training step (pae.vae.beta_vae_loss) at K = vae.latent_dim;
+- vae_step_vs_batch: one plain-VAE training step (pae.science.vae.beta_vae_loss) at K = vae.latent_dim;
 - flow_train_vs_K / flow_logdensity_vs_K: flow training steps (−log p(z) + latent noise, Adam) and log p(z) of a
-  batch, config/quick.yaml `flow:` over config/config.yaml (pae.flows.flow_config_for);
+  batch, config/quick.yaml `flow:` over config/config.yaml (pae.science.flows.flow_config_for);
 - flow_train_paper_vs_K: the same with the paper's flow settings (config/config.yaml), for the paper estimate;
-- ood_scoring_vs_images: pae.density.image_scores ("density", "recon") with a K = 64 AE and quick-config flow;
-- frechet_vs_dim: pae.metrics.frechet_distance of two random SPD covariances;
+- ood_scoring_vs_images: pae.science.scores.image_scores ("density", "recon") with a K = 64 AE and quick-config flow;
+- frechet_vs_dim: pae.science.metrics.frechet_distance of two random SPD covariances;
 - map_refine_vs_images, laplace_vs_images, iwae_vs_images, posterior_u/z_vs_steps: the Table 2 MAP / Eq. 11 /
   VAE IWAE parts and the Fig. 6 posterior, measured small for the paper-scale estimate.
 
@@ -124,7 +124,7 @@ class Models:
         return self._cache[key]
 
     def ae(self, K: int) -> torch.nn.Module:
-        from pae.nets import AutoEncoder
+        from pae.science.nets import AutoEncoder
 
         a = self.paper["ae"]
         outputs = 2 * K if a.get("encoder_outputs") == "2K" else None
@@ -132,13 +132,13 @@ class Models:
                                                         encoder_outputs=outputs))
 
     def vae(self, K: int) -> torch.nn.Module:
-        from pae.nets import VAE
+        from pae.science.nets import VAE
 
         a = self.paper["ae"]
         return self._get(f"vae{K}", lambda: VAE(K, (1, 28, 28), a["norm"], a["spectral_norm"], a["dropout"]))
 
     def flow(self, K: int, which: str) -> Any:
-        from pae.flows import build_flow, flow_config_for
+        from pae.science.flows import build_flow, flow_config_for
 
         cfg = flow_config_for(K, (self.paper if which == "paper" else self.quick)["flow"])
         z = torch.randn(4096, K, generator=torch.Generator().manual_seed(K)).numpy()
@@ -150,7 +150,7 @@ def _images(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def _adam(params: Any, lr: float = 1e-3) -> torch.optim.Optimizer:
-    """Adam as pae.train uses it (fused kernels where available)."""
+    """Adam as pae.science.train uses it (fused kernels where available)."""
     try:
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -162,13 +162,13 @@ def _adam(params: Any, lr: float = 1e-3) -> torch.optim.Optimizer:
 
 
 def m_train_step(models: Models, batch: int, repeats: int, vae: bool = False) -> tuple[float, float, str]:
-    """One training step at `batch` as pae.train.fit takes it: uint8 batch → dequantize → rotate → loss → Adam."""
-    from pae.images import to_model_input
-    from pae.train import ae_loss, rotate_batch
+    """One training step at `batch` as pae.science.train.fit takes it: uint8 batch → dequantize → rotate → loss → Adam."""
+    from pae.science.images import to_model_input
+    from pae.science.train import ae_loss, rotate_batch
 
     a = models.paper["ae"]
     if vae:
-        from pae.vae import beta_vae_loss
+        from pae.science.vae import beta_vae_loss
 
         K = int(models.paper["vae"]["latent_dim"])
         m = models.vae(K)
@@ -198,7 +198,7 @@ def m_train_step(models: Models, batch: int, repeats: int, vae: bool = False) ->
 
 
 def m_flow_train(models: Models, K: int, repeats: int, which: str, steps: int = 5) -> tuple[float, float, str]:
-    """`steps` flow training steps as pae.flows.train_flow takes them (noise, −log p(z), Adam), per step."""
+    """`steps` flow training steps as pae.science.flows.train_flow takes them (noise, −log p(z), Adam), per step."""
     flow, cfg = models.flow(K, which)
     flow.train()
     bs = int(cfg["batch_size"])
@@ -224,7 +224,7 @@ def m_flow_train(models: Models, K: int, repeats: int, which: str, steps: int = 
 
 
 def m_flow_logdensity(models: Models, K: int, repeats: int, n: int = 4096) -> tuple[float, float, str]:
-    """log p(z) of n latents in eval mode, no gradients (pae.density.latent_log_density's batch size)."""
+    """log p(z) of n latents in eval mode, no gradients (pae.science.density.latent_log_density's batch size)."""
     flow, _ = models.flow(K, "quick")
     flow.eval()
     z = torch.randn(n, K, generator=torch.Generator().manual_seed(4))
@@ -240,8 +240,8 @@ def m_flow_logdensity(models: Models, K: int, repeats: int, n: int = 4096) -> tu
 
 
 def m_ood(models: Models, n: int, repeats: int) -> tuple[float, float, str]:
-    """pae.density.image_scores(("density", "recon")) of n uint8 images, K = 64 AE + quick-config flow."""
-    from pae.density import image_scores
+    """pae.science.scores.image_scores(("density", "recon")) of n uint8 images, K = 64 AE + quick-config flow."""
+    from pae.science.scores import image_scores
 
     ae, (flow, _) = models.ae(64), models.flow(64, "quick")
     x = _images(n, 5).numpy()
@@ -252,8 +252,8 @@ def m_ood(models: Models, n: int, repeats: int) -> tuple[float, float, str]:
 
 
 def m_frechet(models: Models, d: int, repeats: int) -> tuple[float, float, str]:
-    """pae.metrics.frechet_distance of two random SPD d×d covariances (built outside the timing)."""
-    from pae.metrics import frechet_distance
+    """pae.science.metrics.frechet_distance of two random SPD d×d covariances (built outside the timing)."""
+    from pae.science.metrics import frechet_distance
 
     rng = np.random.default_rng(d)
     a, b = rng.standard_normal((d, d + 16)), rng.standard_normal((d, d + 16))
@@ -264,7 +264,7 @@ def m_frechet(models: Models, d: int, repeats: int) -> tuple[float, float, str]:
 
 
 def _map_inputs(models: Models, n: int, K: int) -> tuple[Any, ...]:
-    from pae.density import floor_sigma, quantization_sigma
+    from pae.science.density import floor_sigma, quantization_sigma
 
     ae, (flow, _) = models.ae(K), models.flow(K, "paper")
     ae.eval()
@@ -277,8 +277,8 @@ def _map_inputs(models: Models, n: int, K: int) -> tuple[Any, ...]:
 
 
 def m_map(models: Models, n: int, repeats: int, steps: int = 5, K: int = 64) -> tuple[float, float, str]:
-    """pae.density.map_refine (Eq. 9) of n images for `steps` Adam steps at K with the paper flow."""
-    from pae.density import map_refine
+    """pae.science.density.map_refine (Eq. 9) of n images for `steps` Adam steps at K with the paper flow."""
+    from pae.science.density import map_refine
 
     ae, flow, x, z0, sigma = _map_inputs(models, n, K)
     lr, bs = float(models.paper["ood"]["map_lr"]), int(models.paper["ood"]["batch_size"])
@@ -289,9 +289,9 @@ def m_map(models: Models, n: int, repeats: int, steps: int = 5, K: int = 64) -> 
 
 
 def m_laplace(models: Models, n: int, repeats: int, K: int = 64) -> tuple[float, float, str]:
-    """pae.posterior.laplace_log_px (Eq. 11, Gauss-Newton Hessian) of n images (one batch) at K with the paper
+    """pae.science.posterior.laplace_log_px (Eq. 11, Gauss-Newton Hessian) of n images (one batch) at K with the paper
     flow. Its K forward-mode passes through the flow cost about the same for any batch, so per image falls with n."""
-    from pae.posterior import laplace_log_px
+    from pae.science.posterior import laplace_log_px
 
     ae, flow, x, z0, sigma = _map_inputs(models, n, K)
     med, best = timed(lambda: laplace_log_px(x, z0, ae.decoder, flow, sigma), repeats)
@@ -299,8 +299,8 @@ def m_laplace(models: Models, n: int, repeats: int, K: int = 64) -> tuple[float,
 
 
 def m_iwae(models: Models, n: int, repeats: int, k: int | None = None) -> tuple[float, float, str]:
-    """pae.vae.vae_scores (ELBO + IWAE, k importance samples) of n images with the plain VAE."""
-    from pae.vae import vae_scores
+    """pae.science.vae.vae_scores (ELBO + IWAE, k importance samples) of n images with the plain VAE."""
+    from pae.science.vae import vae_scores
 
     k = int(k or models.paper["ood"]["iwae_samples"])
     K = int(models.paper["vae"]["latent_dim"])
@@ -318,10 +318,10 @@ def m_iwae(models: Models, n: int, repeats: int, k: int | None = None) -> tuple[
 
 
 def m_posterior(models: Models, steps: int, repeats: int, space: str, n: int) -> tuple[float, float, str]:
-    """pae.posterior.posterior_analysis of n masked images at posterior.K with the paper's starts, stages and
+    """pae.science.posterior.posterior_analysis of n masked images at posterior.K with the paper's starts, stages and
     batch size, `steps` Adam steps in all (split over the lr stages); per row-step includes the Hessians and
     samples (n_samples 16), so it slightly overstates the cost of one Adam row-step."""
-    from pae.posterior import (
+    from pae.science.posterior import (
         Corruption,
         PosteriorModel,
         PosteriorSettings,

@@ -1,4 +1,4 @@
-"""Compare flow implementations on AE latents: nflows 0.14, zuko 1.6.0 and pae.flows (plain torch).
+"""Compare flow implementations on AE latents: nflows 0.14, zuko 1.6.0 and pae.science.flows (plain torch).
 
 Both flow families of the PAE (paper Sec. 4; docs/notes-flows.md):
 * realnvp: [random permutation -> affine coupling] x depth, MLP conditioners (2 hidden layers);
@@ -45,7 +45,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from pae.flows import LatentFlow, load_latents  # noqa: E402
+from pae.science.flows import LatentFlow, load_latents  # noqa: E402
 
 QUICK_STATS = [REPO / f"results/quick/fmnist/K{K}/seed0/ae_stats.npz" for K in (32, 64)]
 LOG_2PI = math.log(2 * math.pi)
@@ -73,7 +73,7 @@ def build_pae(K: int, family: str, layers: int, hidden: int, bins: int, bound: f
 
 # ------------------------------------------------------------------------------------------- nflows
 def build_nflows(K: int, family: str, layers: int, hidden: int, bins: int, bound: float, seed: int) -> Candidate:
-    """The layers pae.flows used before (nflows 0.14): AffineCouplingTransform (scale sigmoid(ŝ+2)+1e-3),
+    """The layers pae.science.flows used before (nflows 0.14): AffineCouplingTransform (scale sigmoid(ŝ+2)+1e-3),
     PiecewiseRationalQuadraticCouplingTransform (linear tails) and LULinear."""
     warnings.filterwarnings("ignore", message=".*triangular_solve.*")
     from nflows.distributions.normal import StandardNormal
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--synthetic", nargs="*", type=int, default=[32, 64], help="K of synthetic latents when no stats")
     ap.add_argument("--libraries", nargs="*", default=list(BUILDERS), choices=list(BUILDERS))
     ap.add_argument("--families", choices=["auto", "both"], default="auto",
-                    help="auto: RealNVP for K <= --realnvp-max-K, NSF above (as pae.flows); both: each K with both")
+                    help="auto: RealNVP for K <= --realnvp-max-K, NSF above (as pae.science.flows); both: each K with both")
     ap.add_argument("--budget", type=float, default=40.0, help="seconds of training per (K, family, library)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=256)

@@ -182,7 +182,7 @@ def estimate(rows: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any]) -> list[
                           f"{n_iw} images x {per_img:.3g} s (ELBO + IWAE, k={k}; measured at k={k_meas})"))
 
     p = cfg["posterior"]
-    from pae.posterior import PosteriorSettings
+    from pae.science.posterior import PosteriorSettings
 
     st = PosteriorSettings.from_config({k: p[k] for k in ("random_starts", "encoder_start", "lr_stages",
                                                           "steps_per_stage", "n_samples", "batch_size")})

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import yaml
 
-from pae.density import floor_sigma, quantization_sigma
-from pae.posterior import (
+from pae.science.density import floor_sigma, quantization_sigma
+from pae.science.posterior import (
     Corruption,
     PosteriorModel,
     PosteriorSettings,
@@ -44,8 +44,8 @@ def merged_posterior_config(overlay: str | None) -> dict:
 
 
 def random_models(K: int, seed: int = 0):
-    from pae.flows import LatentFlow
-    from pae.nets import AutoEncoder
+    from pae.science.flows import LatentFlow
+    from pae.science.nets import AutoEncoder
 
     torch.manual_seed(seed)
     ae = AutoEncoder(K, (1, 28, 28)).eval()
@@ -81,7 +81,7 @@ def main() -> None:
     K = int(cfg["K"])
     x = torch.rand(args.images, 1, 28, 28) - 0.5
     if args.run:
-        from pae.artifacts import load_flow, load_model, load_sigma
+        from pae.files.artifacts import load_flow, load_model, load_sigma
 
         run = Path(args.run)
         ae, _ = load_model(run / "ae.pt")

@@ -22,9 +22,9 @@ import torch
 import yaml
 
 from pae.config import deep_merge, paper_defaults
-from pae.flows import build_flow, train_flow
-from pae.nets import AutoEncoder
-from pae.train import _make_optimizer, ae_loss
+from pae.science.flows import build_flow, train_flow
+from pae.science.nets import AutoEncoder
+from pae.science.train import _make_optimizer, ae_loss
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = 50_000
@@ -54,7 +54,7 @@ def ae_images_per_second(batch: int, precision: str, dropout: float, steps: int,
 
 
 def flow_seconds_per_epoch(batch: int, epochs: int, latents: int = TRAIN_IMAGES) -> float:
-    """Seconds per epoch of pae.flows.train_flow on standard-normal K = 64 latents (a fifth more for validation)."""
+    """Seconds per epoch of pae.science.flows.train_flow on standard-normal K = 64 latents (a fifth more for validation)."""
     cfg = {**quick_flow_config(), "epochs": epochs, "batch_size": batch}
     rng = np.random.default_rng(0)
     z_train = rng.standard_normal((latents, 64)).astype(np.float32)

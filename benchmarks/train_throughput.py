@@ -1,11 +1,11 @@
 """Training-step throughput of the PAE's two stages, and how close it gets to the machine's matmul speed.
 
 Times full training steps (forward, loss, backward, Adam step) on random data at real size:
-* the infoGAN auto-encoder on 28×28×1 images (pae.nets.AutoEncoder with the config defaults, Eq. 2 loss),
+* the infoGAN auto-encoder on 28×28×1 images (pae.science.nets.AutoEncoder with the config defaults, Eq. 2 loss),
 * the latent flows of config/config.yaml: K=64 neural spline flow and K=32 RealNVP (Eq. 5 loss).
 Warm-up steps are excluded. Achieved GFLOP/s counts matmul-like work only: 3 × forward FLOPs for a training
 step (forward + input gradients + weight gradients; an over-estimate of ~1 % for the AE because the first
-layer needs no input gradient). Forward FLOPs come from pae.nets.forward_flops (Conv/ConvTranspose/Linear
+layer needs no input gradient). Forward FLOPs come from pae.science.nets.forward_flops (Conv/ConvTranspose/Linear
 hooks) for the AE and from Linear hooks plus the LU layers' two K×K products for the flows. The same run
 then times torch.mm of the shape of the model's largest layer (same threads, dtype and device) so the ratio
 says how much of the reachable matmul speed a training step achieves.
@@ -30,9 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pae.flows import build_flow
-from pae.nets import AutoEncoder, forward_flops
-from pae.train import ae_loss
+from pae.science.flows import build_flow
+from pae.science.nets import AutoEncoder, forward_flops
+from pae.science.train import ae_loss
 
 FLOW_CFG = {  # config/config.yaml defaults of the flow section
     "realnvp_max_K": 32, "realnvp_depth": {4: 8, 8: 10, 16: 12, 32: 18}, "realnvp_hidden": 32,
@@ -117,7 +117,7 @@ def bench_ae(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 
 def flow_forward_flops(flow: nn.Module, z: torch.Tensor) -> int:
     """2 × MACs of the coupling networks' Linear layers plus the LU layers (two K×K products each)."""
-    from pae.flows import LULinear
+    from pae.science.flows import LULinear
 
     macs = 0
 

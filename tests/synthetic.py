@@ -4,7 +4,7 @@
     subprocess.run([...snakemake...], env=env)
 
 The files cannot match the registry's SHA-256 of the real data, so `write_checksums` writes a manifest
-that pae.data reads from $PAE_DATA_CHECKSUMS (test data only) in place of the registry values.
+that pae.files.data reads from $PAE_DATA_CHECKSUMS (test data only) in place of the registry values.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pae.data import REGISTRY, file_digest
+from pae.files.data import REGISTRY, file_digest
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -25,11 +25,11 @@ def _images(n: int, seed: int = 0, high: int = 256) -> np.ndarray:
 @pytest.fixture(scope="module")
 def fitted():
     """One tiny PAE for the tests that only read it; records the device each stage was given."""
-    import pae.flows
-    import pae.train
+    import pae.science.flows
+    import pae.science.train
 
     seen: dict[str, str] = {}
-    fit, train_flow = pae.train.fit, pae.flows.train_flow
+    fit, train_flow = pae.science.train.fit, pae.science.flows.train_flow
 
     def spy_fit(model, loss_fn, xt, xv, settings, *args, **kwargs):
         seen["ae"] = str(settings["device"])
@@ -40,8 +40,8 @@ def fitted():
         return train_flow(flow, zt, zv, cfg, seed=seed, device=device, log=log)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pae.train, "fit", spy_fit)
-        mp.setattr(pae.flows, "train_flow", spy_flow)
+        mp.setattr(pae.science.train, "fit", spy_fit)
+        mp.setattr(pae.science.flows, "train_flow", spy_flow)
         model = pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=False).fit(_images(64))
     return model, seen
 

@@ -128,8 +128,8 @@ def test_vae_baseline_with_typed_overrides(tmp_path, monkeypatch, capsys):
 
 
 def test_fid_with_domain_features(tmp_path, monkeypatch, capsys):
-    from pae.artifacts import save_model
-    from pae.classifier import fit_classifier
+    from pae.files.artifacts import save_model
+    from pae.science.classifier import fit_classifier
 
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Unit tests of pae.data: registry, fetching with checksums, idx reading, splits, OoD sets, CelebA, scaling."""
+"""Unit tests of pae.files.data: registry, fetching with checksums, idx reading, splits, OoD sets, CelebA, scaling."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import pae.data as D
-from pae import artifacts
-from pae.images import ImageError, to_model_input, to_uint8
+import pae.files.data as D
+from pae.files import artifacts
+from pae.science.images import ImageError, to_model_input, to_uint8
 from pae.stages import data as stage_data
 from synthetic import (
     class_images,

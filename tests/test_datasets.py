@@ -1,4 +1,4 @@
-"""Unit tests of pae.datasets: registry entries, npz / folder / CelebA / idx / Omniglot readers, checks, schema."""
+"""Unit tests of pae.files.datasets: registry entries, npz / folder / CelebA / idx / Omniglot readers, checks, schema."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-import pae.data as D
-import pae.datasets as S
+import pae.files.data as D
+import pae.files.datasets as S
 from synthetic import celeba_names, write_checksums, write_idx_dataset, write_omniglot_npz
 
 # The YAML example of docs/notes-data.md ("Any image dataset through config"), kept in sync by a test below.
@@ -303,7 +303,7 @@ def test_builtin_fmnist_and_omniglot_match_data_stage(tmp_path, monkeypatch):
     monkeypatch.setenv("PAE_DATA_CHECKSUMS", str(write_checksums(mirror, tmp_path / "sums.json")))
     defaults = {"valid_size": 8, "split_seed": 2, "omniglot_count": 7}
     res = S.build_dataset(None, tmp_path / "raw", name="fmnist", mirror=mirror, data_defaults=defaults)
-    # the idx reader the data stage used before the registry (pae.data), on the same verified files
+    # the idx reader the data stage used before the registry (pae.files.data), on the same verified files
     ref = D.idx_dataset(D.verified_paths(D.dataset_files("fmnist"), tmp_path / "raw", True), 8, 2)
     assert sorted(res.arrays) == sorted(ref)
     for k in ref:
@@ -356,7 +356,7 @@ def test_validate_registry_reports_every_problem_once():
 
 
 def test_net_size_rule_matches_nets():
-    from pae.nets import _check_image_shape
+    from pae.science.nets import _check_image_shape
 
     for h, w in [(28, 28), (64, 64), (32, 48), (30, 30), (28, 30), (2, 2)]:
         try:

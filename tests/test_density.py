@@ -1,4 +1,4 @@
-"""pae.density: latent density (Eq. 5), Eq. 12, MAP refinement (Eq. 9), the per-image score driver."""
+"""pae.science.density: latent density (Eq. 5), Eq. 12, MAP refinement (Eq. 9), the per-image score driver."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from pae.density import (
+from pae.science.density import (
     eq12_score,
     floor_sigma,
-    image_scores,
     latent_log_density,
     map_objective,
     map_refine,
     quantization_sigma,
 )
-from pae.flows import build_flow
-from pae.nets import AutoEncoder
+from pae.science.flows import build_flow
+from pae.science.nets import AutoEncoder
+from pae.science.scores import image_scores
 
 K, SHAPE = 3, (1, 4, 4)
 SHIFT, SCALE = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([2.0, 0.5, 1.5])
@@ -136,7 +136,7 @@ def tiny_pae() -> tuple[AutoEncoder, torch.nn.Module]:
 
 
 def test_image_scores_definitions(tiny_pae) -> None:
-    from pae.images import to_model_input
+    from pae.science.images import to_model_input
 
     ae, flow = tiny_pae
     x = np.random.default_rng(1).integers(0, 256, size=(7, 1, 28, 28), dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""pae.features, pae.metrics (Fréchet), pae.stages.fid and pae.classifier: Fréchet distance, preprocessing, Inception path (offline, random weights),
+"""pae.science.features, pae.science.metrics (Fréchet), pae.stages.fid and pae.science.classifier: Fréchet distance, preprocessing, Inception path (offline, random weights),
 the "unavailable" path, the domain classifier, and the fid_reference / fid_scores rules on tiny data."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from pae import artifacts, features, metrics
-from pae.artifacts import load_classifier, save_model
-from pae.classifier import DomainClassifier, accuracy, fit_classifier
+from pae.files import artifacts
+from pae.science import features, metrics
+from pae.files.artifacts import load_classifier, save_model
+from pae.science.classifier import DomainClassifier, accuracy, fit_classifier
 from pae.stages import fid as fid_stage
 from pae.stages.fid import run_train_classifier
 
@@ -220,8 +221,8 @@ def test_classifier_bad_inputs(tmp_path):
 
 @pytest.fixture
 def tiny_run(tmp_path):
-    from pae.artifacts import save_model
-    from pae.nets import AutoEncoder
+    from pae.files.artifacts import save_model
+    from pae.science.nets import AutoEncoder
 
     x, y = _toy_set(60, 3, hw=28)
     xt, yt = _toy_set(30, 4, hw=28)

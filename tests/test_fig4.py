@@ -11,12 +11,12 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from pae import sampling
-from pae.artifacts import save_flow, save_model
-from pae.figures import FIG4_ROW_LABELS, fig4
-from pae.flows import build_flow
-from pae.images import to_model_input, to_uint8
-from pae.nets import AutoEncoder
+from pae.files.artifacts import save_flow, save_model
+from pae.science import sampling
+from pae.science.figures import FIG4_ROW_LABELS, fig4
+from pae.science.flows import build_flow
+from pae.science.images import to_model_input, to_uint8
+from pae.science.nets import AutoEncoder
 from pae.stages.figures import run_fig4
 
 K = 4
@@ -76,7 +76,7 @@ def fid_json(path: Path, sample: dict, recon: dict) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# pae.sampling.interpolate
+# pae.science.sampling.interpolate
 # ----------------------------------------------------------------------------------------------------------
 def test_interpolation_shapes_endpoints_and_middle(models) -> None:
     m = models
@@ -136,7 +136,7 @@ def test_interpolation_errors(models) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# pae.figures.fig4
+# pae.science.figures.fig4
 # ----------------------------------------------------------------------------------------------------------
 def _texts(fig: Figure) -> str:
     return "\n".join(t.get_text() for t in fig.findobj(Text))

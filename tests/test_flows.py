@@ -1,4 +1,4 @@
-"""pae.flows: bijectivity, exact log-densities (Eq. 5), save/load, training, standardisation."""
+"""pae.science.flows: bijectivity, exact log-densities (Eq. 5), save/load, training, standardisation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pae import artifacts, flows
-from pae.artifacts import load_flow, save_flow
-from pae.flows import LatentFlow, build_flow, realnvp_depth_for, train_flow
+from pae.files import artifacts
+from pae.science import flows
+from pae.files.artifacts import load_flow, save_flow
+from pae.science.flows import LatentFlow, build_flow, realnvp_depth_for, train_flow
 from pae.stages import train as stage_train
 
 BASE_CFG = {

@@ -1,4 +1,4 @@
-"""pae.nets: infoGAN encoder/decoder shapes, output range, norms, init, VAE posterior, save/load, FLOPs."""
+"""pae.science.nets: infoGAN encoder/decoder shapes, output range, norms, init, VAE posterior, save/load, FLOPs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pae.artifacts import load_model, save_model
-from pae.nets import VAE, AutoEncoder, FixedAffineNorm, forward_flops
+from pae.files.artifacts import load_model, save_model
+from pae.science.nets import VAE, AutoEncoder, FixedAffineNorm, forward_flops
 
 
 @pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 64, 64)])
@@ -135,7 +135,7 @@ def test_load_model_errors(tmp_path) -> None:
         load_model(bad)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
-    with pytest.raises(ValueError, match="not a model written by pae.artifacts"):
+    with pytest.raises(ValueError, match="not a model written by pae.files.artifacts"):
         load_model(other)
 
 

@@ -1,4 +1,4 @@
-"""pae.metrics and pae.stages.ood: AUROC and TP/FP definitions, the score-file path (incl. flipped sets), Table 2, Fig. 5."""
+"""pae.science.metrics and pae.stages.ood: AUROC and TP/FP definitions, the score-file path (incl. flipped sets), Table 2, Fig. 5."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from pae import io
-from pae.artifacts import load_scores, save_flow, save_model
 from pae.config import paper_defaults
-from pae.flows import build_flow
-from pae.metrics import aupr, auroc, fpr_at_tpr, tp_fp_rates, tp_fp_ratio
-from pae.nets import VAE, AutoEncoder
+from pae.files import io
+from pae.files.artifacts import load_scores, save_flow, save_model
+from pae.science.flows import build_flow
+from pae.science.metrics import aupr, auroc, fpr_at_tpr, tp_fp_rates, tp_fp_ratio
+from pae.science.nets import VAE, AutoEncoder
 from pae.stages.figures import fig5_ratios
 from pae.stages.ood import (
     TABLE2_ROWS,
@@ -209,7 +209,7 @@ def _vae_run(root, out, seed=0, **kw):
 
 
 def test_vae_score_part(tiny_run, tmp_path) -> None:
-    from pae.vae import vae_scores
+    from pae.science.vae import vae_scores
 
     out = _vae_run(tiny_run, tmp_path / "v.npz", iwae_count=10)
     scores, meta = load_scores(tmp_path / "v.npz")
@@ -222,9 +222,9 @@ def test_vae_score_part(tiny_run, tmp_path) -> None:
     np.testing.assert_array_equal(again["iwae__mnist"], out["iwae__mnist"])
     other = _vae_run(tiny_run, tmp_path / "v3.npz", seed=1, iwae_count=10)
     assert not np.array_equal(other["iwae__mnist"], out["iwae__mnist"])
-    # one batch: exactly pae.vae.vae_scores on the subset, with the set's own generator (test = set 0)
-    from pae.artifacts import load_model
-    from pae.images import to_model_input
+    # one batch: exactly pae.science.vae.vae_scores on the subset, with the set's own generator (test = set 0)
+    from pae.files.artifacts import load_model
+    from pae.science.images import to_model_input
 
     model, _ = load_model(tiny_run / "vae.pt")
     x = np.load(tiny_run / "omniglot.npz")["x"][subset_index(16, 10)]
@@ -352,7 +352,7 @@ def test_table2(tmp_path) -> None:
 
 
 def test_fig5(tmp_path) -> None:
-    from pae.figures import fig5
+    from pae.science.figures import fig5
     from pae.stages.common import save_figure
 
     recon = {K: [_fake_scores(tmp_path / f"r{K}_{s}.npz", "recon", K, s, 8.0 / K) for s in (0, 1)] for K in (4, 8)}
@@ -379,7 +379,7 @@ def test_fig5_single_seed_ratios_draw(tmp_path) -> None:
     """One seed per K: exp(mean(log r)) can differ from r by round-off; the error bars must stay ≥ 0."""
     import pandas as pd
 
-    from pae.figures import fig5
+    from pae.science.figures import fig5
     from pae.stages.common import save_figure
 
     values = [9.635, 13.75, 8.282, 4.002, 1.279, 1.751, 19.31, 53.37]  # ratios that once broke errorbar

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pae import artifacts
+from pae.files import artifacts
 from synthetic import synthetic_env
 
 CORRUPTED = "fashion-mnist/t10k-images-idx3-ubyte.gz"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pae.artifacts import load_split
+from pae.files.artifacts import load_split
 from synthetic import class_images, synthetic_env, write_celeba, write_checksums
 from test_pipeline import run, snakemake_cmd
 

@@ -1,4 +1,4 @@
-"""pae.posterior: corruptions, Eq. 13-14 log posterior, MAP, Hessians, Laplace mixture, Eq. 10-11, metrics.
+"""pae.science.posterior: corruptions, Eq. 13-14 log posterior, MAP, Hessians, Laplace mixture, Eq. 10-11, metrics.
 
 Toys: a linear decoder with an affine flow is probabilistic PCA (paper Sec. 3), where the posterior, the
 Laplace covariance and p(x) are Gaussian and known in closed form; a 1-D two-root decoder gives a bimodal
@@ -15,7 +15,7 @@ import torch
 from scipy.stats import multivariate_normal, norm
 from torch import nn
 
-from pae.posterior import (
+from pae.science.posterior import (
     Corruption,
     LaplaceMixture,
     PosteriorModel,

@@ -1,4 +1,4 @@
-"""pae.sampling: AE / VAE / PAE samples (Eq. 6), reconstructions, interpolations — shapes, ranges, seeding."""
+"""pae.science.sampling: AE / VAE / PAE samples (Eq. 6), reconstructions, interpolations — shapes, ranges, seeding."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pae import sampling
-from pae.artifacts import save_flow, save_model
-from pae.catalog import SAMPLE_KINDS
-from pae.flows import build_flow
-from pae.images import ImageError
-from pae.nets import VAE, AutoEncoder
+from pae.files.artifacts import save_flow, save_model
+from pae.science import sampling
+from pae.science.catalog import SAMPLE_KINDS
+from pae.science.flows import build_flow
+from pae.science.images import ImageError
+from pae.science.nets import VAE, AutoEncoder
 from pae.stages import baselines as stage_baselines
 
 K = 4

@@ -1,4 +1,4 @@
-"""pae.train: settings, lr schedule, rotation, the fit loop (loss decreases, resume = uninterrupted run,
+"""pae.science.train: settings, lr schedule, rotation, the fit loop (loss decreases, resume = uninterrupted run,
 NaN guard), evaluation helpers (σ of Eq. 8 on a stub with a known residual) and the rule entry points."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from pae import train
-from pae.artifacts import load_model
-from pae.nets import AutoEncoder
+from pae.files.artifacts import load_model
+from pae.files.io import FileCheckpoint
+from pae.science import train
+from pae.science.nets import AutoEncoder
+from pae.science.train import NonFiniteLossError, TrainSettings, ae_loss, fit, learning_rate, rotate_batch
+from pae.science.vae import beta_vae_loss
 from pae.stages import train as stage_train
-from pae.train import NonFiniteLossError, TrainSettings, ae_loss, fit, learning_rate, rotate_batch
-from pae.vae import beta_vae_loss
 
 SHAPE = (1, 8, 8)
 
@@ -117,7 +118,7 @@ def _assert_same_state(a: nn.Module, b: nn.Module) -> None:
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
 def test_interrupted_training_resumes_to_the_same_state(tmp_path, kind) -> None:
-    from pae.nets import VAE
+    from pae.science.nets import VAE
 
     cls = AutoEncoder if kind == "ae" else VAE
     loss = ae_loss if kind == "ae" else beta_vae_loss(beta=2.0, capacity=3.0, capacity_steps=20, sigma=0.1)
@@ -125,7 +126,7 @@ def test_interrupted_training_resumes_to_the_same_state(tmp_path, kind) -> None:
     cfg = settings(epochs=3, lr_schedule="cosine")
 
     reference = small_model(cls=cls)
-    ref_hist = fit(reference, loss, x, x[:32], cfg, tmp_path / "ref.ckpt", log=lambda s: None)
+    ref_hist = fit(reference, loss, x, x[:32], cfg, FileCheckpoint(tmp_path / "ref.ckpt"), log=lambda s: None)
 
     def kill_after_first_epoch(line: str) -> None:
         if line.startswith("epoch 1/"):
@@ -133,12 +134,12 @@ def test_interrupted_training_resumes_to_the_same_state(tmp_path, kind) -> None:
 
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(Interrupt):
-        fit(small_model(cls=cls), loss, x, x[:32], cfg, ckpt, log=kill_after_first_epoch)
+        fit(small_model(cls=cls), loss, x, x[:32], cfg, FileCheckpoint(ckpt), log=kill_after_first_epoch)
     assert ckpt.exists()
 
     lines: list[str] = []
     resumed = small_model(seed=99, cls=cls)  # different init: everything must come from the checkpoint
-    hist = fit(resumed, loss, x, x[:32], cfg, ckpt, log=lines.append)
+    hist = fit(resumed, loss, x, x[:32], cfg, FileCheckpoint(ckpt), log=lines.append)
     assert lines[0].startswith(f"resumed from {ckpt} after epoch 1/3")
     assert len(lines) == 3  # resume line + epochs 2 and 3
     _assert_same_state(resumed, reference)
@@ -151,10 +152,10 @@ def test_interrupted_training_resumes_to_the_same_state(tmp_path, kind) -> None:
 def test_checkpoint_with_other_settings_is_ignored(tmp_path) -> None:
     x = structured_images(64)
     ckpt = tmp_path / "run.ckpt"
-    fit(small_model(), ae_loss, x, x[:16], settings(epochs=1, lr=3e-3), ckpt, log=lambda s: None)
+    fit(small_model(), ae_loss, x, x[:16], settings(epochs=1, lr=3e-3), FileCheckpoint(ckpt), log=lambda s: None)
     lines: list[str] = []
     model = small_model()
-    fit(model, ae_loss, x, x[:16], settings(epochs=1), ckpt, log=lines.append)
+    fit(model, ae_loss, x, x[:16], settings(epochs=1), FileCheckpoint(ckpt), log=lines.append)
     assert "differs in ['settings']" in lines[0] and "from scratch" in lines[0]
     reference = small_model()
     fit(reference, ae_loss, x, x[:16], settings(epochs=1), None, log=lambda s: None)
@@ -166,7 +167,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path) -> None:
     ckpt.write_bytes(b"garbage")
     x = structured_images(32)
     with pytest.raises(ValueError, match="ae.ckpt is unreadable.*delete it"):
-        fit(small_model(), ae_loss, x, x, settings(epochs=1), ckpt, log=lambda s: None)
+        fit(small_model(), ae_loss, x, x, settings(epochs=1), FileCheckpoint(ckpt), log=lambda s: None)
 
 
 def test_nan_guard_names_epoch_and_step(tmp_path) -> None:
@@ -177,7 +178,7 @@ def test_nan_guard_names_epoch_and_step(tmp_path) -> None:
     x = structured_images(64)  # 4 steps per epoch → step 5 is batch 2 of epoch 2
     ckpt = tmp_path / "ae.ckpt"
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 5 \(batch 2 of the epoch\).*ae\.lr"):
-        fit(small_model(), exploding, x, x[:16], settings(epochs=3), ckpt, log=lambda s: None)
+        fit(small_model(), exploding, x, x[:16], settings(epochs=3), FileCheckpoint(ckpt), log=lambda s: None)
     assert torch.load(ckpt, weights_only=True)["epoch"] == 1  # only the good epoch was checkpointed
 
 

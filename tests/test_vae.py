@@ -1,4 +1,4 @@
-"""pae.vae: analytic KL, Gaussian likelihood, capacity schedule, the β-VAE objective (Eq. 15), train_vae."""
+"""pae.science.vae: analytic KL, Gaussian likelihood, capacity schedule, the β-VAE objective (Eq. 15), train_vae."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from pae import vae
-from pae.artifacts import load_model
-from pae.nets import VAE
+from pae.files.artifacts import load_model
+from pae.science import vae
+from pae.science.nets import VAE
+from pae.science.train import fit
 from pae.stages import baselines as stage_baselines
-from pae.train import fit
 
 SHAPE = (1, 8, 8)
 

@@ -8,9 +8,9 @@
     scores = model.score(x_test, kind="density")        # higher = more in-distribution
     model.save("runs/mine"); model = pae.load("runs/mine")
 
-The two stages are the library's own: the auto-encoder is trained by `pae.train.fit` on Eq. 2, the flow by
-`pae.flows.train_flow` on the encoded training set (Eq. 4-5), sampling is `pae.sampling` (Eq. 6) and the
-out-of-distribution scores are `pae.density.image_scores` (Eq. 5, Eq. 12, Eq. 12 with MAP, reconstruction
+The two stages are the library's own: the auto-encoder is trained by `pae.science.train.fit` on Eq. 2, the flow by
+`pae.science.flows.train_flow` on the encoded training set (Eq. 4-5), sampling is `pae.science.sampling` (Eq. 6) and the
+out-of-distribution scores are `pae.science.scores.image_scores` (Eq. 5, Eq. 12, Eq. 12 with MAP, reconstruction
 error). Every setting defaults to the paper's value as written in the repository's config/config.yaml
 (`pae.config.paper_defaults`, the same file the workflow reads); pass a mapping of config keys to change
 some, e.g. ``PAE(ae={"epochs": 100}, flow={"epochs": 50})``. One ``device`` serves both stages.
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pae.config import ConfigError, deep_merge, paper_defaults, prepare_config
-from pae.images import ImageError, check_images, to_unit_float
+from pae.science.images import ImageError, check_images, to_unit_float
 
 FORMAT = "pae-api-v1"
 INFO_FILE = "model.json"
@@ -50,8 +50,8 @@ def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
     Accepted: uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
     dequantises its training inputs as in the paper), shaped (N, C, H, W) or (N, H, W), with C 1 or 3 and
     H and W divisible by 4 (the infoGAN nets halve them twice; not checked with ``net_shape=False``); numpy
-    arrays and torch tensors. Anything else raises one ``pae.images.ImageError`` (a ValueError) that names
-    the problem and the fix (`pae.images.check_images`).
+    arrays and torch tensors. Anything else raises one ``pae.science.images.ImageError`` (a ValueError) that names
+    the problem and the fix (`pae.science.images.check_images`).
     """
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -63,7 +63,7 @@ def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
 
 
 def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from pae.data import split_indices
+    from pae.files.data import split_indices
 
     if not 0 < valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
@@ -76,11 +76,11 @@ def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray,
 
 @contextlib.contextmanager
 def _progress(verbose: bool) -> Iterator[None]:
-    """Silence pae.train's per-epoch progress bar when not verbose."""
+    """Silence pae.science.train's per-epoch progress bar when not verbose."""
     if verbose:
         yield
         return
-    import pae.train as train
+    import pae.science.train as train
 
     original = getattr(train, "tqdm", None)
     if original is None:
@@ -137,7 +137,7 @@ class _ImageModel:
     model_name: ClassVar[str] = ""
 
     def __init__(self, latent_dim: int, settings: dict[str, Any], seed: int, verbose: bool) -> None:
-        from pae.io import resolve_device
+        from pae.science.runtime import resolve_device
 
         if not isinstance(latent_dim, (int, np.integer)) or isinstance(latent_dim, bool) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive integer (the paper uses 4 to 128), got {latent_dim!r}")
@@ -212,7 +212,7 @@ class _ImageModel:
         return xt, xv
 
     def _fit_net(self, net: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray, epochs: int) -> list[dict]:
-        from pae.train import fit
+        from pae.science.train import fit
 
         with _progress(self.verbose):
             return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log if self.verbose else _quiet)
@@ -220,7 +220,7 @@ class _ImageModel:
     # -- common public methods ---------------------------------------------------------------------------
     def encode(self, x: Any, batch_size: int = 500) -> np.ndarray:
         """Encoder means z = f_φ(x) (Eq. 1), float32 (N, K); eval mode, no dequantisation."""
-        from pae.train import encode
+        from pae.science.train import encode
 
         self._check_fitted()
         return encode(self.net, self._images(x), self.scale, batch_size, self.device)
@@ -241,7 +241,7 @@ class _ImageModel:
 
     def reconstruct(self, x: Any, batch_size: int = 500) -> np.ndarray:
         """g_θ(f_φ(x)) with the encoder mean, float32 (N, C, H, W) in [0, 1]."""
-        from pae.sampling import reconstructions
+        from pae.science.sampling import reconstructions
 
         self._check_fitted()
         return to_unit_float(reconstructions(self.net, self._images(x), self.scale, batch_size), self.scale)
@@ -257,7 +257,7 @@ class _ImageModel:
         }
 
     def _write_info(self, folder: Path, extra: Mapping[str, Any] | None = None) -> None:
-        from pae.io import save_json
+        from pae.files.io import save_json
 
         save_json(folder / INFO_FILE, _jsonable({**self._info(), **(extra or {})}))
 
@@ -323,7 +323,7 @@ class PAE(_ImageModel):
 
     @property
     def ae(self) -> Any:
-        """The trained `pae.nets.AutoEncoder`."""
+        """The trained `pae.science.nets.AutoEncoder`."""
         return self.net
 
     def fit(self, x_train: Any, x_valid: Any = None, valid_fraction: float = VALID_FRACTION) -> PAE:
@@ -333,10 +333,10 @@ class PAE(_ImageModel):
         fraction `valid_fraction` (the paper's 1/6) of x_train, drawn with data.split_seed, validates: it
         gives the AE's validation MSE, the flow's best epoch and the pixel-wise σ of Eq. 8. Returns self.
         """
-        from pae.flows import build_flow, train_flow
-        from pae.io import seed_everything
-        from pae.nets import AutoEncoder
-        from pae.train import ae_loss, encode, pixel_sigma
+        from pae.science.flows import build_flow, train_flow
+        from pae.science.nets import AutoEncoder
+        from pae.science.runtime import seed_everything
+        from pae.science.train import ae_loss, encode, pixel_sigma
 
         xt, xv = self._prepare(x_train, x_valid, valid_fraction)
         ae_cfg, flow_cfg = self.settings["ae"], self.settings["flow"]
@@ -373,7 +373,7 @@ class PAE(_ImageModel):
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 500) -> np.ndarray:
         """n images x = g_θ(b⁻¹(u)), u ~ N(0, T²I) (Eq. 6; the paper uses T = 1), float32 (n, C, H, W) in
         [0, 1]. The noise comes from a CPU generator seeded with `seed`: same seed, same images."""
-        from pae.sampling import sample_pae
+        from pae.science.sampling import sample_pae
 
         self._check_flow()
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -402,7 +402,8 @@ class PAE(_ImageModel):
         ``eq12_map``  Eq. 12 at the MAP z' of Eq. 9 (``map_steps`` Adam steps of rate ``map_lr`` from
                       f_φ(x); defaults ood.map_steps, ood.map_lr)
         """
-        from pae.density import SCORES, floor_sigma, image_scores, quantization_sigma
+        from pae.science.density import floor_sigma, quantization_sigma
+        from pae.science.scores import SCORES, image_scores
 
         if kind not in SCORES:
             raise ValueError(f"unknown score kind {kind!r}; use one of {', '.join(SCORES)}")
@@ -426,8 +427,8 @@ class PAE(_ImageModel):
     def save(self, path: str | Path) -> Path:
         """Write the model into folder `path` (the workflow's run layout: ae.pt, flow.pt, ae_stats.npz with
         the Eq. 8 σ) plus model.json (settings, seed, training history); returns the folder."""
-        from pae.artifacts import save_flow, save_model
-        from pae.io import save_npz
+        from pae.files.artifacts import save_flow, save_model
+        from pae.files.io import save_npz
 
         self._check_flow()
         folder = Path(path)
@@ -444,8 +445,8 @@ class PAE(_ImageModel):
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> PAE:
         """A PAE saved by `save`, or a workflow run folder (results/<dataset>/K<K>/seed<s>: ae.pt, flow.pt,
         ae_stats.npz), on `device`."""
-        from pae.artifacts import load_flow, load_model
-        from pae.nets import VAE, AutoEncoder
+        from pae.files.artifacts import load_flow, load_model
+        from pae.science.nets import VAE, AutoEncoder
 
         folder = _model_folder(path)
         for name in ("ae.pt", "flow.pt"):
@@ -469,7 +470,7 @@ class PAE(_ImageModel):
         model.history = (info or {}).get("history", {})
         stats = folder / "ae_stats.npz"
         if stats.is_file():
-            from pae.artifacts import load_sigma
+            from pae.files.artifacts import load_sigma
 
             model.sigma = load_sigma(stats)
         return model
@@ -481,7 +482,7 @@ class PAE(_ImageModel):
 
 class VAE(_ImageModel):
     """VAE baseline (paper Sec. 4, Eq. 15 with β = 1, C = 0) on the PAE's infoGAN nets, trained with the
-    AE's procedure (pae.train.fit). Same shape as `PAE`: fit, encode, decode, sample, score, save, load.
+    AE's procedure (pae.science.train.fit). Same shape as `PAE`: fit, encode, decode, sample, score, save, load.
 
     ``objective``: overrides of vae.models.<name> (beta, capacity, capacity_steps, sigma); ``ae``: the
     training settings (default: the AE's, with vae.epochs epochs); latent_dim defaults to vae.latent_dim.
@@ -515,9 +516,9 @@ class VAE(_ImageModel):
 
     def fit(self, x_train: Any, x_valid: Any = None, valid_fraction: float = VALID_FRACTION) -> VAE:
         """Train on (the negative of) Eq. 15 with one reparameterised sample per image; returns self."""
-        from pae.io import seed_everything
-        from pae.nets import VAE as VAENet
-        from pae.vae import beta_vae_loss
+        from pae.science.nets import VAE as VAENet
+        from pae.science.runtime import seed_everything
+        from pae.science.vae import beta_vae_loss
 
         xt, xv = self._prepare(x_train, x_valid, valid_fraction)
         o = self.objective
@@ -535,7 +536,7 @@ class VAE(_ImageModel):
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 500) -> np.ndarray:
         """n images g_θ(z), z ~ N(0, T²I) (the prior of Eq. 15 at T = 1), float32 (n, C, H, W) in [0, 1]."""
-        from pae.sampling import sample_vae
+        from pae.science.sampling import sample_vae
 
         self._check_fitted()
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -565,11 +566,11 @@ class VAE(_ImageModel):
         ood = self.settings["ood"]
         bs = int(batch_size or ood["batch_size"])
         if kind == "recon":
-            from pae.density import image_scores
+            from pae.science.scores import image_scores
 
             return image_scores(self.net, x, ("recon",), self.scale, batch_size=bs, log=None)["recon"]
-        from pae.images import to_model_input
-        from pae.vae import vae_scores
+        from pae.science.images import to_model_input
+        from pae.science.vae import vae_scores
 
         k = int(samples if samples is not None else ood.get("iwae_samples", 1))
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -583,7 +584,7 @@ class VAE(_ImageModel):
 
     def save(self, path: str | Path) -> Path:
         """Write <name>.pt (the workflow's file name) and model.json into folder `path`; returns it."""
-        from pae.artifacts import save_model
+        from pae.files.artifacts import save_model
 
         self._check_fitted()
         folder = Path(path)
@@ -596,8 +597,8 @@ class VAE(_ImageModel):
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> VAE:
         """A model saved by `save`, or the <name>.pt of a workflow run folder, on `device`."""
-        from pae.artifacts import load_model
-        from pae.nets import VAE as VAENet
+        from pae.files.artifacts import load_model
+        from pae.science.nets import VAE as VAENet
 
         folder = _model_folder(path)
         file = folder / f"{cls.model_name}.pt"

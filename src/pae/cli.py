@@ -93,7 +93,7 @@ def read_training(path: str | Path, key: str | None = None) -> tuple[np.ndarray,
 def write_images(path: str | Path, images: np.ndarray) -> Path:
     """float [0, 1] images (N, C, H, W) → .npz (uint8 array x, as the workflow's samples), .npy, or .png
     (one grid)."""
-    from pae.io import atomic_path, save_npz
+    from pae.files.io import atomic_path, save_npz
 
     path = Path(path)
     u8 = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
@@ -105,7 +105,7 @@ def write_images(path: str | Path, images: np.ndarray) -> Path:
     elif path.suffix == ".png":
         from PIL import Image
 
-        from pae.figures import tile_images
+        from pae.science.figures import tile_images
 
         grid = tile_images(u8, ncols=math.ceil(math.sqrt(len(u8))))
         with atomic_path(path) as tmp:
@@ -184,7 +184,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def detection_metrics(scores_in: np.ndarray, scores_ood: np.ndarray) -> dict[str, float]:
     """AUROC, AUPR and FPR at 95 % TPR with OoD images as the positive class (scores: higher = more
     in-distribution)."""
-    from pae.metrics import aupr, auroc, fpr_at_tpr
+    from pae.science.metrics import aupr, auroc, fpr_at_tpr
 
     return {"AUROC": auroc(scores_in, scores_ood), "AUPR": aupr(scores_in, scores_ood),
             "FPR@95": fpr_at_tpr(scores_in, scores_ood, 0.95)}
@@ -203,7 +203,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         raise UsageError(f"{err} (--kind)") from err
     result = detection_metrics(s_in, s_ood)
     if args.out:
-        from pae.io import save_npz
+        from pae.files.io import save_npz
 
         save_npz(args.out, scores_in=s_in, scores_ood=s_ood)
     print(f"score {kind}: in-distribution {args.in_dist} ({len(s_in)} images), OoD {args.ood} ({len(s_ood)} images)")
@@ -211,7 +211,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def _inception_source(args: argparse.Namespace) -> str:
-    from pae.artifacts import inception_weights_source
+    from pae.files.artifacts import inception_weights_source
 
     with contextlib.redirect_stderr(io.StringIO()):  # we print our own one-line message
         return inception_weights_source(args.inception_weights, args.download)
@@ -219,9 +219,9 @@ def _inception_source(args: argparse.Namespace) -> str:
 
 def cmd_fid(args: argparse.Namespace) -> None:
     from pae.config import paper_defaults
-    from pae.features import InceptionUnavailable, image_statistics
-    from pae.io import resolve_device
-    from pae.metrics import frechet_distance
+    from pae.science.features import InceptionUnavailable, image_statistics
+    from pae.science.metrics import frechet_distance
+    from pae.science.runtime import resolve_device
     from pae.stages.fid import build_extractors
 
     real = read_images(args.real, args.key, net_shape=False)
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pae` command; returns the exit status (0 ok, 2 bad input, 1 failure)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pae.features import InceptionUnavailable
+    from pae.science.features import InceptionUnavailable
 
     debug = bool(os.environ.get("PAE_DEBUG"))
     try:

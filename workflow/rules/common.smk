@@ -1,7 +1,7 @@
 """Shared helpers: config validation, path patterns, target lists."""
 
 import pae.stages.rules as pae_rules
-from pae.catalog import MODELS, SAMPLE_KINDS
+from pae.science.catalog import MODELS, SAMPLE_KINDS
 from pae.config import prepare_config
 
 # --config values arrive as strings (seeds=[0,1] -> ['0', '1']): type them by the schema, then validate.
@@ -133,7 +133,7 @@ def train_runtime(epochs_key):
 
 def train_flow_params(wildcards):
     """Only the flow.* keys that matter for this K, so e.g. an NSF change reruns only the NSF flows."""
-    from pae.flows import flow_config_for
+    from pae.science.flows import flow_config_for
 
     return flow_config_for(int(wildcards.K), config["flow"])
 

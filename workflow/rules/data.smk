@@ -1,6 +1,6 @@
 """Rules of the data stage: checksummed raw files → uint8 arrays (N, C, H, W) under DATA/processed.
 
-The registry of raw files (names, checksums, URLs) lives in pae.data, not here. Where a file comes from
+The registry of raw files (names, checksums, URLs) lives in pae.files.data, not here. Where a file comes from
 (config data.mirror or $PAE_DATA_MIRROR, data.system_dirs, data.download) is read by the script at run time
 and deliberately not a param: a verified file is the same file wherever it came from, so moving the mirror
 must not rerun anything downstream. The expected checksum is a param, so a registry change refetches.
@@ -11,8 +11,8 @@ dataset, so no rule names a dataset.
 
 import re
 
-import pae.data as pae_data
-import pae.datasets as pae_datasets
+import pae.files.data as pae_data
+import pae.files.datasets as pae_datasets
 
 RAW = f"{DATA_DIR}/raw"
 OOD_BY_NAME = {s["name"]: s for s in OOD_SETS}
@@ -53,7 +53,7 @@ rule fetch_raw:
 
 rule preprocess_dataset:
     """Any dataset of the registry → uint8 arrays x_* (N, C, H, W) (+ y_* where known), checked, written
-    only when complete (pae.datasets). Built-ins read their verified raw files: F-MNIST / MNIST split the
+    only when complete (pae.files.datasets). Built-ins read their verified raw files: F-MNIST / MNIST split the
     60k training file into train / validation (data.valid_size, data.split_seed) plus the 10k test set;
     CelebA crops rows 45-173, columns 25-153 and resizes to data.celeba_size with data.celeba_resample,
     official partition; Omniglot (OoD only) keeps x, y. User entries (npz, folder) read their path.

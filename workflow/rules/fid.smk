@@ -7,7 +7,7 @@ Where the weights come from is decided once at parse time and passed as a param,
 file later reruns exactly the FID jobs.
 """
 
-from pae.artifacts import inception_weights_source
+from pae.files.artifacts import inception_weights_source
 
 FID_CFG = config["fid"]
 FID_DATASET = config["fid"]["dataset"]  # Table 1, Fig. 2 and Fig. 3 (paper: F-MNIST)

@@ -1,6 +1,6 @@
 """Rule build_ood_set: one OoD set of ood.sets from a preprocessed dataset (pae.stages.data.run_build_ood_set)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.data import run_build_ood_set
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,7 @@
 """Rule encode_ae: latents of every split, σ of Eq. 8 and reconstruction MSEs (pae.stages.train.run_encode_ae)."""
 
-from pae.io import redirect_output, set_threads
+from pae.files.io import redirect_output
+from pae.science.runtime import set_threads
 from pae.stages.train import run_encode_ae
 
 with redirect_output(snakemake.log[0]):

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.data import run_fetch_raw
 
 with redirect_output(snakemake.log[0]):

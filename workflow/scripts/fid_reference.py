@@ -1,6 +1,6 @@
 """Rule fid_reference: feature statistics of the test split per extractor, and the train-vs-test FID floor."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.fid import run_fid_reference
 
 with redirect_output(snakemake.log[0]):

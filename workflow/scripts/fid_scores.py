@@ -1,6 +1,6 @@
 """Rule fid_scores: sample / reconstruction FIDs and reconstruction errors of one model."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.fid import run_fid_scores
 
 with redirect_output(snakemake.log[0]):

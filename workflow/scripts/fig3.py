@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.figures import run_fig3
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule make_fig4: PAE samples with their FIDs, and interpolations through u and in z (paper Fig. 4)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.figures import run_fig4
 
 with redirect_output(snakemake.log[0]):

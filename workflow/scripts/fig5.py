@@ -1,6 +1,6 @@
 """Rule fig5: MNIST reconstructions by F-MNIST AEs across K and TP/FP at a fixed FN rate (paper Fig. 5)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.figures import run_fig5
 
 with redirect_output(snakemake.log[0]):

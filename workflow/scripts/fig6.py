@@ -1,6 +1,6 @@
 """Rule make_fig6: corrupted inputs, MAPs, truths, a 2-D latent marginal and posterior samples (paper Fig. 6)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.posterior import run_make_fig6
 
 with redirect_output(snakemake.log[0]):

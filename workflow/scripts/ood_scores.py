@@ -1,7 +1,7 @@
 """Rule ood_scores: one part (recon | density | map | vae) of a run's OoD scores (paper Sec. 2.2, Eq. 5, 9,
 12; part vae: the VAE baseline's ELBO, Eq. 15 with β = 1, and IWAE bound)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.ood import run_ood_scores, run_vae_scores
 
 with redirect_output(snakemake.log[0]):

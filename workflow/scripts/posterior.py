@@ -1,6 +1,6 @@
 """Rule posterior: Laplace-mixture posterior of corrupted test images in the u or z latent space (Sec. 2.3)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.posterior import run_posterior
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule posterior_metrics: PSNR, SSIM, calibration, class consistency and modes per corruption and method."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.posterior import run_posterior_metrics
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule preprocess_dataset: one registry dataset → checked uint8 splits (pae.stages.data.run_preprocess_dataset)."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.data import run_preprocess_dataset
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Provenance record beside a table: commit, config hash, package versions, device, wall time per stage."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.provenance import run_provenance
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule sample_model: samples of AE / VAE / β-VAE / PAE (Eq. 6) or test reconstructions, as uint8."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.baselines import run_sample_model
 
 with redirect_output(snakemake.log[0]):

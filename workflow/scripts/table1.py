@@ -1,6 +1,6 @@
 """Rule write_table1: Table 1 as CSV and Markdown, beside the paper's values."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.fid import run_write_table1
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule make_table2: Table 2 (OoD AUROC, AUPR, FPR95) from the per-run score files, rows in ood.rows order."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.ood import run_make_table2
 
 with redirect_output(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Rule train_classifier: the domain-FID CNN classifier on the training split."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.fid import run_train_classifier
 
 with redirect_output(snakemake.log[0]):

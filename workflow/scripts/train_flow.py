@@ -1,6 +1,6 @@
 """Rule train_flow: fit the latent normalizing flow (Eq. 5) on RUN/ae_stats.npz."""
 
-from pae.io import redirect_output
+from pae.files.io import redirect_output
 from pae.stages.train import run_train_flow
 
 with redirect_output(snakemake.log[0]):

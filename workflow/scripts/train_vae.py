@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from pae.io import redirect_output, set_threads
+from pae.files.io import redirect_output
+from pae.science.runtime import set_threads
 from pae.stages.baselines import run_train_vae
 
 with redirect_output(snakemake.log[0]):

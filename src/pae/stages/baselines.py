@@ -9,16 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from pae import io
-from pae.artifacts import load_flow, load_images, load_model
-from pae.catalog import SAMPLE_KINDS
-from pae.images import to_uint8
-from pae.io import resolve_device, save_json
-from pae.nets import VAE
-from pae.sampling import reconstructions, sample_ae, sample_pae, sample_vae, sampling_seed
+from pae.files import io
+from pae.files.artifacts import load_flow, load_images, load_model
+from pae.files.io import save_json
+from pae.science import runtime
+from pae.science.catalog import SAMPLE_KINDS
+from pae.science.images import to_uint8
+from pae.science.nets import VAE
+from pae.science.runtime import resolve_device
+from pae.science.sampling import reconstructions, sample_ae, sample_pae, sample_vae, sampling_seed
+from pae.science.train import LogFn, reconstruction_mse
+from pae.science.vae import beta_vae_loss
 from pae.stages.train import train_network
-from pae.train import LogFn, reconstruction_mse
-from pae.vae import beta_vae_loss
 
 
 def run_train_vae(
@@ -81,8 +83,8 @@ def run_sample_model(
     """
     if model not in SAMPLE_KINDS:
         raise ValueError(f"unknown sample model {model!r}; use one of {', '.join(SAMPLE_KINDS)}")
-    io.set_threads(threads)
-    dev = io.resolve_device(device)
+    runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     net, _ = load_model(inputs["model"], dev)
     s = sampling_seed(seed)
     if model == "ae":

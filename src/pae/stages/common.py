@@ -12,15 +12,15 @@ import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from pae.artifacts import load_sigma
-from pae.density import floor_sigma, quantization_sigma
-from pae.io import atomic_path
-from pae.tables import to_markdown
+from pae.files.artifacts import load_sigma
+from pae.files.io import atomic_path
+from pae.science.density import floor_sigma, quantization_sigma
+from pae.science.tables import to_markdown
 
 
 def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, title: str,
                 **markdown: Any) -> None:
-    """Write the tidy CSV and its Markdown rendering (`pae.tables.to_markdown(table, title, **markdown)`),
+    """Write the tidy CSV and its Markdown rendering (`pae.science.tables.to_markdown(table, title, **markdown)`),
     atomically."""
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
@@ -43,7 +43,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png"
 
 def load_floored_sigma(stats_path: str | Path, scale: float, sigma_floor: float | None,
                        image_shape: Sequence[int]) -> tuple[torch.Tensor, float]:
-    """The Eq. 8 σ from ae_stats.npz, floored as in pae.density (None → the quantisation σ), and the floor."""
+    """The Eq. 8 σ from ae_stats.npz, floored as in pae.science.density (None → the quantisation σ), and the floor."""
     floor = quantization_sigma(scale) if sigma_floor is None else float(sigma_floor)
     sigma = floor_sigma(load_sigma(stats_path), floor)
     if tuple(sigma.shape) != tuple(image_shape):

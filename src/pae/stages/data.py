@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from pae.artifacts import read_npz
-from pae.data import fetch_raw
-from pae.datasets import write_processed
-from pae.io import save_npz
+from pae.files.artifacts import read_npz
+from pae.files.data import fetch_raw
+from pae.files.datasets import write_processed
+from pae.files.io import save_npz
 
 
 def run_fetch_raw(source: str, filename: str, raw_dir: str | Path, data_cfg: dict) -> str:
-    """Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (`pae.data.fetch_raw`;
+    """Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (`pae.files.data.fetch_raw`;
     data_cfg: the config section `data`). Returns where it came from."""
     _, origin = fetch_raw(source, filename, raw_dir, mirror=data_cfg.get("mirror"),
                           system_dirs=data_cfg.get("system_dirs", []), download=data_cfg.get("download", True))
@@ -25,7 +25,7 @@ def run_preprocess_dataset(name: str, entry: dict[str, Any], raw_dir: str | Path
                            info_out: str | Path | None = None) -> dict[str, np.ndarray]:
     """Rule preprocess_dataset: the registry entry `entry` of dataset `name` → checked uint8 arrays in `out`
     (and what was read, as JSON, in `info_out`); built-ins read their raw files from `raw_dir`, verified
-    again. Nothing is written unless everything was read and checked (`pae.datasets.write_processed`)."""
+    again. Nothing is written unless everything was read and checked (`pae.files.datasets.write_processed`)."""
     return write_processed(entry, out, raw_dir, name=name, info_path=info_out, fetch=False).arrays
 
 

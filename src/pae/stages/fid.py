@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pae import io
-from pae.artifacts import (
+from pae.files import io
+from pae.files.artifacts import (
     INCEPTION_FILENAME,
     load_classifier,
     load_images,
@@ -25,9 +25,10 @@ from pae.artifacts import (
     read_npz,
     save_model,
 )
-from pae.catalog import MODEL_LABELS
-from pae.classifier import FEATURE_DIM, accuracy, check_labels, fit_classifier
-from pae.features import (
+from pae.science import runtime
+from pae.science.catalog import MODEL_LABELS
+from pae.science.classifier import FEATURE_DIM, accuracy, check_labels, fit_classifier
+from pae.science.features import (
     EXTRACTORS,
     UNAVAILABLE,
     DomainExtractor,
@@ -37,11 +38,11 @@ from pae.features import (
     image_statistics,
     reconstruction_errors,
 )
-from pae.images import to_uint8
-from pae.metrics import frechet_distance
-from pae.sampling import reconstructions
+from pae.science.images import to_uint8
+from pae.science.metrics import frechet_distance
+from pae.science.sampling import reconstructions
+from pae.science.tables import PAPER_TABLE1, comparison_table
 from pae.stages.common import write_table
-from pae.tables import PAPER_TABLE1, comparison_table
 
 if TYPE_CHECKING:
     import torch
@@ -88,8 +89,8 @@ def run_fid_reference(
 
     settings: batch_size, normalize, scale, device, channels_last, threads, count.
     """
-    io.set_threads(settings.get("threads", 1))
-    dev = io.resolve_device(settings.get("device", "auto"))
+    runtime.set_threads(settings.get("threads", 1))
+    dev = runtime.resolve_device(settings.get("device", "auto"))
     x_test = load_images(data_npz, "test")
     x_train = load_images(data_npz, "train")[: int(settings["count"])]
     extractors, status, info = build_extractors(
@@ -128,13 +129,13 @@ def run_fid_scores(
     """Rule fid_scores: sample FID and reconstruction FID per extractor and reconstruction errors of one model.
 
     Samples: `samples_npz` (x). Reconstructions: the model's network (`network`: ae.pt for ae, {vae,betavae}.pt)
-    decodes the encoder means of the whole test split, x/scale − 0.5 (pae.sampling.reconstructions); errors are
+    decodes the encoder means of the whole test split, x/scale − 0.5 (pae.science.sampling.reconstructions); errors are
     computed on the floats, the FID on the first `count` reconstructions stored as uint8 like every sample set.
     The PAE reconstructs with its AE, so for model "pae" the reconstruction part is copied from `ae_scores`.
     settings: batch_size, normalize, scale, device, channels_last, threads, count (+ dataset, K, seed for the record).
     """
-    io.set_threads(settings.get("threads", 1))
-    dev = io.resolve_device(settings.get("device", "auto"))
+    runtime.set_threads(settings.get("threads", 1))
+    dev = runtime.resolve_device(settings.get("device", "auto"))
     ref = load_reference(reference_npz)
     samples = load_samples(samples_npz)
     x_test = load_images(data_npz, "test")
@@ -302,8 +303,8 @@ def run_train_classifier(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Rule train_classifier: train on the training split, report validation and test accuracy."""
-    io.set_threads(threads)
-    dev = io.resolve_device(device)
+    runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     d = read_npz(data_npz, "rebuild it with `snakemake data` (the domain classifier needs a labelled dataset)")
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in d]
     if missing:

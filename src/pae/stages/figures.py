@@ -8,12 +8,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pae import io
-from pae.artifacts import load_flow, load_images, load_model, load_samples, load_scores, read_json
-from pae.figures import fig2, fig3, fig4, fig5
-from pae.images import to_model_input, to_uint8
-from pae.metrics import tp_fp_rates, tp_fp_ratio
-from pae.sampling import interpolate
+from pae.files import io
+from pae.files.artifacts import load_flow, load_images, load_model, load_samples, load_scores, read_json
+from pae.science import runtime
+from pae.science.figures import fig2, fig3, fig4, fig5
+from pae.science.images import to_model_input, to_uint8
+from pae.science.metrics import tp_fp_rates, tp_fp_ratio
+from pae.science.sampling import interpolate
 from pae.stages.common import save_figure
 from pae.stages.ood import score_pair
 
@@ -71,8 +72,8 @@ def run_fig5(
     positive. Writes out_stem.png/.pdf and out_stem.csv (`fig5_ratios`: the plotted OoD-positive ratios and
     the in-distribution-positive ones); returns the ratios."""
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     x = load_images(ood_path, "x")[: int(n_images)]
     recons = {}
     for K, path in sorted(ae_paths.items()):
@@ -117,7 +118,7 @@ def run_fig4(
 ) -> list[Path]:
     """Rule fig4 (CelebA, K = 64): the first `n_samples` PAE samples (Eq. 6) and, for validation images
     (0, 1), (2, 3), … (`n_pairs` pairs), `n_steps` interpolations through the flow's u and linear in z
-    (`pae.sampling.interpolate`); FIDs from the PAE's fid_scores json (`fid_files["pae"]`: sample_fid and
+    (`pae.science.sampling.interpolate`); FIDs from the PAE's fid_scores json (`fid_files["pae"]`: sample_fid and
     reconstruction_fid; `fid_files["ae"]` only supplies reconstruction_fid if the PAE's lacks it). Writes
     stem.png/.pdf."""
     if int(n_samples) < 1 or int(n_pairs) < 1 or int(n_steps) < 2:
@@ -126,8 +127,8 @@ def run_fig4(
     if "pae" not in fid_files:
         raise ValueError(f"fid_files needs the PAE's fid_scores json under 'pae', got keys {sorted(fid_files)}")
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     samples = load_samples(samples_path, int(n_samples))
     x_valid = load_images(data_path, "valid")
     n_images = 2 * int(n_pairs)

@@ -7,7 +7,7 @@ then the OoD sets of config ood.sets), float64 arrays `{score}__{set}`: part `re
 the encoder mean on the same images) and index (which images were refined); part `vae` (the plain VAE at
 K = vae.latent_dim): elbo, iwae and index; plus 0-d metadata arrays (`meta__K`, `meta__seed`, ...). Parts
 are separate files so that Table 2 needs a flow only where a density enters, runs the costly MAP
-refinement only at ood.eq12_K and the IWAE only when its rows are asked for. Metrics: `pae.metrics`
+refinement only at ood.eq12_K and the IWAE only when its rows are asked for. Metrics: `pae.science.metrics`
 (OoD = positive class, statistic −score).
 """
 
@@ -24,15 +24,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pae import io
-from pae.artifacts import load_flow, load_images, load_model, load_scores
-from pae.catalog import IN_SET
-from pae.density import eval_mode, image_scores, quantization_sigma
-from pae.images import to_model_input
-from pae.metrics import aupr, auroc, fpr_at_tpr
+from pae.files import io
+from pae.files.artifacts import load_flow, load_images, load_model, load_scores
+from pae.science import runtime
+from pae.science.catalog import IN_SET
+from pae.science.density import eval_mode, quantization_sigma
+from pae.science.images import to_model_input
+from pae.science.metrics import aupr, auroc, fpr_at_tpr
+from pae.science.scores import image_scores
+from pae.science.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
+from pae.science.vae import vae_scores
 from pae.stages.common import load_floored_sigma, write_table
-from pae.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
-from pae.vae import vae_scores
 
 PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map", "laplace"), "vae": ("elbo", "iwae")}
 
@@ -130,8 +132,8 @@ def run_ood_scores(
         raise ValueError(f"unknown score part {part!r}; choose from recon, density, map (part vae: run_vae_scores)")
     scores = PART_SCORES[part]
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     model, _ = load_model(ae_path, dev)
     flow = load_flow(flow_path, dev)[0] if part in ("density", "map") else None
     if flow is not None and flow.K != model.latent_dim:
@@ -207,15 +209,15 @@ def run_vae_scores(
     log: Callable[[str], None] = print,
 ) -> dict[str, np.ndarray]:
     """Part `vae`: ELBO (Eq. 15, β = 1) and IWAE bound (k = iwae_samples) of the plain VAE at `vae_path`
-    (`pae.vae.vae_scores`) for the in-distribution test split and each OoD set; `iwae_count` evenly spaced
+    (`pae.science.vae.vae_scores`) for the in-distribution test split and each OoD set; `iwae_count` evenly spaced
     images per set (None = all); inputs x/scale − 0.5, no dequantisation; the VAE in eval mode. Each set
     draws its samples from its own generator, seeded by (seed, set number). `sigma` must be the VAE's
     training σ. Writes `out_path` only when everything succeeded."""
     if int(iwae_samples) < 1:
         raise ValueError(f"config key ood.iwae_samples must be >= 1, got {iwae_samples!r}")
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     model, model_meta = load_model(vae_path, dev)
     if not hasattr(model, "posterior"):
         raise ValueError(f"{vae_path} holds a {type(model).__name__}, not a VAE; it must come from rule train_vae")

@@ -1,5 +1,5 @@
 """Stage drivers of the posterior analysis (paper Sec. 2.3, 4.2; Fig. 6): rules posterior, posterior_metrics,
-make_fig6. They read files, call `pae.posterior` (pure science) and write outputs atomically.
+make_fig6. They read files, call `pae.science.posterior` (pure science) and write outputs atomically.
 
 Files. RUN/posterior/{corruption}_{space}.npz per corruption and space (u: the paper's posterior in the flow's
 latent space; z: the original code's N(0, I) prior on z, no flow) holds, for the first `n_images` test images:
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pae import io
-from pae.artifacts import (
+from pae.files import io
+from pae.files.artifacts import (
     load_classifier,
     load_flow,
     load_labelled_test,
@@ -31,10 +31,11 @@ from pae.artifacts import (
     meta_of,
     read_npz,
 )
-from pae.density import eval_mode
-from pae.figures import fig6
-from pae.images import to_model_input
-from pae.posterior import (
+from pae.science import runtime
+from pae.science.density import eval_mode
+from pae.science.figures import fig6
+from pae.science.images import to_model_input
+from pae.science.posterior import (
     SPACES,
     Corruption,
     LaplaceMixture,
@@ -90,8 +91,8 @@ def run_posterior(
     c = Corruption.from_config(corruption_name, corruption)
     st = PosteriorSettings.from_config(settings)
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     ae, _ = load_model(ae_path, dev)
     flow = None
     if space == "u":
@@ -248,8 +249,8 @@ def run_posterior_metrics(
     """Rule posterior_metrics: posterior_files {corruption: {"u": npz, "z": npz}} → posterior_metrics.csv (one
     row per corruption × method: PAE u-space, z-space N(0, I), plain AE) and its Markdown rendering."""
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     ae, _ = load_model(ae_path, dev)
     clf, _ = load_classifier(classifier_path, dev)
     n_classes = int(clf.init_kwargs["n_classes"])
@@ -357,8 +358,8 @@ def run_make_fig6(
     if not examples:
         raise ValueError("config key posterior.fig6_examples is empty; list at least one {corruption, index}")
     if threads is not None:
-        io.set_threads(threads)
-    dev = io.resolve_device(device)
+        runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     ae, _ = load_model(ae_path, dev)
     rows = []
     for ex in examples:

@@ -22,8 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pae.data import file_digest
-from pae.io import atomic_path, save_json
+from pae.files.data import file_digest
+from pae.files.io import atomic_path, save_json
 
 #: Packages whose versions decide the numbers (or the workflow semantics).
 KEY_PACKAGES: tuple[str, ...] = (

@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pae.datasets import KINDS, expected_shape, validate_registry
-from pae.posterior import PosteriorSettings
+from pae.files.datasets import KINDS, expected_shape, validate_registry
+from pae.science.posterior import PosteriorSettings
 from pae.stages.ood import TABLE2_ROWS
 
 MAP_SECONDS_PER_STEP_PER_500 = 1.0  # measured ≈ 0.5 s at K = 64 on 2 CPU cores; doubled for safety

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pae import io
-from pae.artifacts import load_latents, load_model, load_split, load_train_valid, save_flow, save_model
-from pae.flows import build_flow, mean_nll, train_flow
-from pae.io import resolve_device, save_json, save_npz, seed_everything
-from pae.nets import AutoEncoder
-from pae.train import LogFn, LossFn, ae_loss, encode, fit, pixel_sigma, reconstruction_mse
+from pae.files import io
+from pae.files.artifacts import load_latents, load_model, load_split, load_train_valid, save_flow, save_model
+from pae.files.io import FileCheckpoint, save_json, save_npz
+from pae.science import runtime
+from pae.science.flows import build_flow, mean_nll, train_flow
+from pae.science.nets import AutoEncoder
+from pae.science.runtime import resolve_device, seed_everything
+from pae.science.train import LogFn, LossFn, ae_loss, encode, fit, pixel_sigma, reconstruction_mse
 
 
 def train_network(
@@ -31,7 +33,7 @@ def train_network(
     meta: Mapping[str, Any],
     log: LogFn = print,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Seed, build the network for the data's image shape, `pae.train.fit` it on the train split (validation
+    """Seed, build the network for the data's image shape, `pae.science.train.fit` it on the train split (validation
     MSE each epoch, resumable from `checkpoint_path`) and save it with meta (settings, training seconds,
     final val_mse). Shared by the AE and the VAE baselines, which the paper trains "with the same
     procedure". The caller removes the checkpoint once all its outputs are written."""
@@ -40,7 +42,7 @@ def train_network(
     model = build(tuple(x_train.shape[1:]))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{type(model).__name__} {dict(meta)} on {data_path} ({x_train.shape}): {n_params} parameters")
-    history = fit(model, loss_fn, x_train, x_valid, settings, checkpoint_path, log)
+    history = fit(model, loss_fn, x_train, x_valid, settings, FileCheckpoint(checkpoint_path), log)
     info = dict(meta) | {"data": str(data_path), "settings": dict(settings),
                          "train_seconds": float(sum(h["seconds"] for h in history)),
                          "val_mse": float(history[-1]["val_mse"]), "epochs": len(history)}
@@ -121,9 +123,9 @@ def run_train_flow(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv."""
-    io.set_threads(threads)
-    io.seed_everything(seed)
-    dev = io.resolve_device(device)
+    runtime.set_threads(threads)
+    runtime.seed_everything(seed)
+    dev = runtime.resolve_device(device)
     lat = load_latents(stats_path)
     K = lat["z_train"].shape[1]
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pae.io import atomic_path
+from pae.files.io import atomic_path
 
 if TYPE_CHECKING:  # torch is imported lazily: the data jobs do not need it
     pass
@@ -182,7 +182,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
                                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")),
     "celeba": ("celeba/img_align_celeba.zip", "celeba/list_eval_partition.txt"),
 }
-OOD_SOURCES: dict[str, tuple[str, ...]] = {  # raw files of each OoD set of pae.catalog.OOD_SETS
+OOD_SOURCES: dict[str, tuple[str, ...]] = {  # raw files of each OoD set of pae.science.catalog.OOD_SETS
     "mnist": ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"),
     "omniglot": ("omniglot/images_evaluation.npz",),
     "fmnist_hflip": ("fashion-mnist/t10k-images-idx3-ubyte.gz", "fashion-mnist/t10k-labels-idx1-ubyte.gz"),
@@ -195,7 +195,7 @@ def raw_file(source: str, filename: str) -> RawFile:
     key = f"{source}/{filename}"
     if key not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
-        raise DataError(f"unknown raw file {key!r}; the registry (pae.data.REGISTRY) knows: {known}")
+        raise DataError(f"unknown raw file {key!r}; the registry (pae.files.data.REGISTRY) knows: {known}")
     return REGISTRY[key]
 
 
@@ -231,7 +231,7 @@ def _checksum_overrides() -> dict[str, str]:
         raise DataError(f"{CHECKSUMS_ENV}={path}: expected a JSON object {{'<source>/<file>': '<sha256>'}}")
     unknown = sorted(set(table) - set(REGISTRY))
     if unknown:
-        raise DataError(f"{CHECKSUMS_ENV}={path}: unknown raw files {unknown}; keys must be in pae.data.REGISTRY")
+        raise DataError(f"{CHECKSUMS_ENV}={path}: unknown raw files {unknown}; keys must be in pae.files.data.REGISTRY")
     return {k: str(v).lower() for k, v in table.items()}
 
 

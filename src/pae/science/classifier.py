@@ -2,7 +2,7 @@
 
 The paper's FIDs (Sec. 4.1, Table 1) use Inception features. Those need downloaded ImageNet weights; this
 classifier is trained here, offline, on the training split of the same dataset, and its 128-d penultimate
-activations replace Inception's 2048-d pool3 features in the same Fréchet distance (pae.metrics.frechet_distance). Its numbers
+activations replace Inception's 2048-d pool3 features in the same Fréchet distance (pae.science.metrics.frechet_distance). Its numbers
 are *not* comparable to the paper's FIDs (different features), only between models of this pipeline.
 
 Inputs are evaluation inputs x/scale − 0.5 (no dequantization, no augmentation), as for the auto-encoders.
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pae import io
-from pae.images import to_model_input
+from pae.science import runtime
+from pae.science.images import to_model_input
 
 FEATURE_DIM = 128
 TRAIN_BATCH_SIZE = 128
@@ -104,7 +104,7 @@ def fit_classifier(
     if epochs < 1:
         raise ValueError(f"config key 'fid.classifier_epochs' must be >= 1, got {epochs}")
     y = check_labels(y_train, len(x_train), "y_train")
-    gen = io.seed_everything(seed)
+    gen = runtime.seed_everything(seed)
     dev = torch.device(device)
     model = DomainClassifier(x_train.shape[1:], int(y.max()) + 1).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)

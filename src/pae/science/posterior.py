@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.autograd import forward_ad as fwad
 
-from pae.density import eval_mode, map_refine
+from pae.science.density import eval_mode, map_refine
 
 LOG_2PI = math.log(2.0 * math.pi)
 MASKS = ("none", "left", "right", "random")
@@ -141,7 +141,7 @@ def log_prior(u: torch.Tensor) -> torch.Tensor:
 @dataclass
 class PosteriorModel:
     """The generative map of Eq. 13-14. `decoder`: z (B, K) → x̂ (B, C, H, W); `flow`: an object with
-    inverse(u) → z and transform_to_noise(z) → u (a `pae.flows.LatentFlow`), or None for the z-space
+    inverse(u) → z and transform_to_noise(z) → u (a `pae.science.flows.LatentFlow`), or None for the z-space
     variant (prior N(0, I) on z, no flow); `encoder`: x (B, C, H, W) → z (B, K), for the encoder start;
     `latent_dim`: K (read from the flow or the encoder when None)."""
 
@@ -591,7 +591,7 @@ def laplace_log_px(x: torch.Tensor, z: torch.Tensor, decoder: Callable[[torch.Te
     """Eq. 11 per image (N,): ln p(x) ≈ ln p(x|z') + ln p_γ(z') + (K/2) ln 2π + ½ ln det Σ_z', which equals
     −½(x − g)ᵀσ⁻²(x − g) − ½ bᵀb + ln det J_γ − [ln det σ² − ln det Σ_z' + N ln 2π]/2 with Σ_z' from Eq. 10.
 
-    x (N, C, H, W) model units; z (N, K) the MAP z' of Eq. 9 (e.g. `pae.density.map_refine`); sigma (C, H, W)
+    x (N, C, H, W) model units; z (N, K) the MAP z' of Eq. 9 (e.g. `pae.science.density.map_refine`); sigma (C, H, W)
     the floored Eq. 8 σ; flow with log_prob(z) and transform_to_noise(z), or None for an N(0, I) prior.
     No gradients leave this function; modules should be in eval mode (the caller's business)."""
     K = z.shape[1]
@@ -607,9 +607,9 @@ def laplace_log_px(x: torch.Tensor, z: torch.Tensor, decoder: Callable[[torch.Te
 def eq11_score(x: torch.Tensor, z0: torch.Tensor, decoder: nn.Module, flow: Any, sigma: torch.Tensor,
                map_steps: int = 100, map_lr: float = 0.01, batch_size: int = 500) -> torch.Tensor:
     """Table 2 score "Laplace log p(x) (Eq. 11)" for images x (N, C, H, W) in model units: the MAP z' of Eq. 9
-    by `map_steps` Adam steps from z0 (the encoder means; `pae.density.map_refine`), then Eq. 11 with the
+    by `map_steps` Adam steps from z0 (the encoder means; `pae.science.density.map_refine`), then Eq. 11 with the
     Gauss-Newton Hessian of Eq. 10. Higher = more in-distribution; shape (N,). Decoder and flow run in eval
-    mode; sigma is the floored Eq. 8 σ (`pae.density.floor_sigma`)."""
+    mode; sigma is the floored Eq. 8 σ (`pae.science.density.floor_sigma`)."""
     dev = sigma.device
     x = torch.as_tensor(x, dtype=torch.float32, device=dev)
     z0 = torch.as_tensor(z0, dtype=torch.float32, device=dev)

@@ -19,7 +19,7 @@ PAPER_SIZES = ((28, 28), (64, 64))  # F-MNIST / MNIST / Omniglot and CelebA (pap
 
 
 def net_size_problem(h: int, w: int) -> str | None:
-    """Why the infoGAN encoder/decoder (pae.nets) cannot take h×w images, or None when they can."""
+    """Why the infoGAN encoder/decoder (pae.science.nets) cannot take h×w images, or None when they can."""
     if h % 4 == 0 and w % 4 == 0 and h >= 4 and w >= 4:
         return None
     sizes = " and ".join(f"{a}×{b}" for a, b in PAPER_SIZES)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pae.images import to_model_input
+from pae.science.images import to_model_input
 
 SAMPLE_SEED_OFFSET = 1_000_003  # sampling seed = run seed + this, so sampling noise ≠ training-init noise
 

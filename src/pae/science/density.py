@@ -1,7 +1,7 @@
 """PAE density scores for out-of-distribution detection (paper Sec. 2.2, Eq. 5, 7-12).
 
 Sign convention: every score returned here is "higher = more in-distribution" (a log-density or the
-negative of an error). OoD detection (`pae.metrics`, `pae.stages.ood`) therefore uses the statistic −score, large for outliers.
+negative of an error). OoD detection (`pae.science.metrics`, `pae.stages.ood`) therefore uses the statistic −score, large for outliers.
 
 Scores per image x, with z = f_φ(x) the encoder mean (the AE posterior is a Dirac delta, Eq. 3):
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -82,7 +81,7 @@ def squared_error(x: torch.Tensor, x_hat: torch.Tensor, sigma: torch.Tensor | No
 def latent_log_density(flow: nn.Module, z: Tensorish, batch_size: int = 4096) -> torch.Tensor:
     """log p_γ(z) of the flow (Eq. 5) per latent, in nats, shape (N,), no gradients, flow in eval mode.
 
-    `flow` is anything with `log_prob(z)` (e.g. a `pae.flows.LatentFlow`).
+    `flow` is anything with `log_prob(z)` (e.g. a `pae.science.flows.LatentFlow`).
     """
     device = _device_of(flow)
     out = []
@@ -183,78 +182,3 @@ def map_refine(
         empty = torch.zeros(0, device=device)
         return z_map, torch.cat(f_start) if f_start else empty, torch.cat(f_best) if f_best else empty
     return z_map
-
-
-SCORES = ("density", "recon", "eq12", "eq12_map", "laplace")
-
-
-def image_scores(
-    model: nn.Module,
-    x_uint8: np.ndarray,
-    scores: tuple[str, ...] | list[str],
-    scale: float,
-    flow: nn.Module | None = None,
-    sigma: torch.Tensor | None = None,
-    recon_sigma: str = "unweighted",
-    map_steps: int = 0,
-    map_lr: float = 0.01,
-    batch_size: int = 500,
-    log: Any = print,
-) -> dict[str, np.ndarray]:
-    """Requested OoD scores (subset of SCORES; higher = more in-distribution) for uint8 images (N, C, H, W).
-
-    model: a `pae.nets.AutoEncoder` (encode = encoder mean, decode = g_θ); images enter as x/scale − 0.5
-    without dequantisation. density, eq12, eq12_map and laplace need `flow`; eq12, eq12_map, laplace and recon
-    with recon_sigma="pixelwise" need the floored Eq. 8 `sigma`. laplace is the Laplace log p(x) of Eq. 11 at
-    the MAP z' of Eq. 9 (the same z' as eq12_map). Returns float64 arrays of shape (N,).
-    """
-    from pae.images import to_model_input
-
-    unknown = set(scores) - set(SCORES)
-    if unknown:
-        raise ValueError(f"unknown score(s) {sorted(unknown)}; choose from {SCORES}")
-    if recon_sigma not in ("unweighted", "pixelwise"):
-        raise ValueError(f"config key ood.recon_sigma must be 'unweighted' or 'pixelwise', got {recon_sigma!r}")
-    needs_flow = {"density", "eq12", "eq12_map", "laplace"} & set(scores)
-    if needs_flow and flow is None:
-        raise ValueError(f"score(s) {sorted(needs_flow)} need a flow")
-    if sigma is None and ({"eq12", "eq12_map", "laplace"} & set(scores) or ("recon" in scores and recon_sigma == "pixelwise")):
-        raise ValueError("Eq. 12 scores and pixel-wise reconstruction errors need the Eq. 8 sigma")
-    device = _device_of(model)
-    sig = sigma.to(device) if sigma is not None else None
-    out: dict[str, list[torch.Tensor]] = {s: [] for s in scores}
-    mods = [model] + ([flow] if flow is not None else [])
-    with eval_mode(*mods):
-        for i in range(0, len(x_uint8), batch_size):
-            xb = to_model_input(x_uint8[i : i + batch_size], scale=scale, dequantize=False).to(device)
-            with torch.no_grad():
-                z = model.encode(xb)
-                if "recon" in scores or "eq12" in scores:
-                    x_hat = model.decode(z)
-                if "recon" in scores:
-                    w = sig if recon_sigma == "pixelwise" else None
-                    out["recon"].append(-squared_error(xb, x_hat, w))
-                if "density" in scores or "eq12" in scores:
-                    logp = flow.log_prob(z)
-                if "density" in scores:
-                    out["density"].append(logp)
-                if "eq12" in scores:
-                    out["eq12"].append(-0.5 * squared_error(xb, x_hat, sig) + logp)
-            if "eq12_map" in scores or "laplace" in scores:
-                z_map = map_refine(xb, z, model.decoder, flow, sig, map_steps, map_lr, batch_size=len(xb))
-            if "eq12_map" in scores:
-                with torch.no_grad():
-                    out["eq12_map"].append(eq12_terms(xb, z_map, model.decoder, flow, sig))
-            if "laplace" in scores:
-                from pae.posterior import laplace_log_px
-
-                out["laplace"].append(laplace_log_px(xb, z_map, model.decoder, flow, sig))
-            if log is not None and ("eq12_map" in scores or "laplace" in scores):
-                log(f"  MAP: {min(i + batch_size, len(x_uint8))}/{len(x_uint8)} images")
-    result = {}
-    for s, parts in out.items():
-        arr = torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
-        if np.isnan(arr).any():
-            raise FloatingPointError(f"score {s!r} is NaN for {int(np.isnan(arr).sum())} image(s)")
-        result[s] = arr
-    return result

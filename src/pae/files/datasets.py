@@ -1,7 +1,7 @@
 """Dataset registry: any image dataset described by a config entry (paper Sec. 4 data, plus user data).
 
 A registry maps dataset names to entries ``{kind: ..., <options>}``. Built-in kinds read the paper's raw
-files through :mod:`pae.data` (fetched in the order mirror → system folders → download, checksum-verified):
+files through :mod:`pae.files.data` (fetched in the order mirror → system folders → download, checksum-verified):
 ``fmnist`` and ``mnist`` (idx files), ``celeba`` (official aligned images + partition file) and ``omniglot``
 (an out-of-distribution set only). User kinds read local files: ``npz`` (arrays ``x_train/x_valid/x_test``,
 or ``x_train/x_test``, or one ``x``, split with a seed) and ``folder`` (image files in ``train/valid/test``
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from pae import data as D
-from pae.images import ImageError, check_images, net_size_problem
-from pae.io import save_json, save_npz
+from pae.files import data as D
+from pae.files.io import save_json, save_npz
+from pae.science.images import ImageError, check_images, net_size_problem
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -58,7 +58,7 @@ class Kind:
     name: str
     options: dict[str, Any]
     description: str
-    builtin: bool = False  # raw files come from the pae.data registry (checksummed)
+    builtin: bool = False  # raw files come from the pae.files.data registry (checksummed)
     ood_only: bool = False  # yields ``x``, ``y`` (an OoD set) instead of train/valid/test
     data_defaults: dict[str, str] = field(default_factory=dict)  # option → config key data.<key> default
 
@@ -90,7 +90,7 @@ KINDS: dict[str, Kind] = {
              "one level of class subfolders gives labels"),
     )
 }
-BUILTIN_SOURCES = {"fmnist": "fmnist", "mnist": "mnist", "celeba": "celeba"}  # kind → pae.data.DATASETS key
+BUILTIN_SOURCES = {"fmnist": "fmnist", "mnist": "mnist", "celeba": "celeba"}  # kind → pae.files.data.DATASETS key
 
 
 def _key(name: str | None) -> str:
@@ -203,7 +203,7 @@ def expected_shape(entry: Mapping[str, Any]) -> tuple[int | None, int | None, in
 
 
 def _checked_images(x: Any, where: str, **options: Any) -> np.ndarray:
-    """`pae.images.check_images`, its error raised as a DatasetError (the one error type of this module)."""
+    """`pae.science.images.check_images`, its error raised as a DatasetError (the one error type of this module)."""
     try:
         return check_images(x, where, **options)
     except ImageError as err:
@@ -672,7 +672,7 @@ def read_folder(path: str | Path, *, channels: int, split: Mapping[str, Any] | N
 
 def read_celeba(zip_path: str | Path, partition_path: str | Path, *, size: int = 64,
                 resample: str = "bicubic") -> DatasetArrays:
-    """Official CelebA files → checked splits (pae.data.preprocess_celeba: rows 45:173, cols 25:153, resize)."""
+    """Official CelebA files → checked splits (pae.files.data.preprocess_celeba: rows 45:173, cols 25:153, resize)."""
     try:
         arrays = D.preprocess_celeba(zip_path, partition_path, size, resample)
     except zipfile.BadZipFile as exc:
@@ -698,7 +698,7 @@ def read_idx_pair(train_images: str | Path, train_labels: str | Path, test_image
 
 
 def read_omniglot_ood(path: str | Path, *, count: int | None = None) -> DatasetArrays:
-    """Omniglot evaluation npz → the OoD set ``x`` uint8 (N, 1, 28, 28), ``y`` (pae.data.omniglot_to_28)."""
+    """Omniglot evaluation npz → the OoD set ``x`` uint8 (N, 1, 28, 28), ``y`` (pae.files.data.omniglot_to_28)."""
     try:
         images, y = D.read_omniglot(path, count)
     except (D.DataError, OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -731,7 +731,7 @@ def fetch_entry(entry: Mapping[str, Any], raw_dir: str | Path, *, name: str | No
                 mirror: str | Path | None = None, system_dirs: Sequence[str | Path] = (),
                 download: bool = False) -> list[Path]:
     """Verified raw files of a built-in entry at ``raw_dir/<source>/<file>`` (mirror → system dirs →
-    download, pae.data.fetch_raw); for CelebA a failure explains how to obtain the files by hand."""
+    download, pae.files.data.fetch_raw); for CelebA a failure explains how to obtain the files by hand."""
     out = []
     for f in raw_files(entry):
         try:
@@ -784,7 +784,7 @@ def write_processed(entry: Mapping[str, Any] | None, out_path: str | Path, raw_d
     """Build the dataset and write its arrays to ``out_path`` (and ``info`` as JSON to ``info_path``).
 
     Everything is read and checked before anything is written; both files are written atomically, so a
-    failure leaves no output (pae.io.save_npz)."""
+    failure leaves no output (pae.files.io.save_npz)."""
     result = build_dataset(entry, raw_dir, name=name, **build_kwargs)
     save_npz(out_path, **result.arrays)
     if info_path is not None:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pae.train import LossFn
+from pae.science.train import LossFn
 
 
 def kl_standard_normal(mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -49,8 +49,8 @@ def capacity_at(capacity: float, capacity_steps: int, step: int) -> float:
 
 
 def beta_vae_loss(beta: float, capacity: float, capacity_steps: int, sigma: float) -> LossFn:
-    """Loss function for :func:`pae.train.fit` implementing (the negative of) Eq. 15 for a
-    :class:`pae.nets.VAE`; returns (mean loss, {rec, kl, capacity})."""
+    """Loss function for :func:`pae.science.train.fit` implementing (the negative of) Eq. 15 for a
+    :class:`pae.science.nets.VAE`; returns (mean loss, {rec, kl, capacity})."""
     for key, value, ok in (
         ("beta", beta, beta >= 0),
         ("capacity", capacity, capacity >= 0),

@@ -1,17 +1,17 @@
 """Image features for the FID of samples and reconstructions, and reconstruction errors (paper Sec. 4.1,
 Table 1).
 
-FID (Heusel et al. 2017) between two image sets = Fréchet distance (`pae.metrics.frechet_distance`) of
+FID (Heusel et al. 2017) between two image sets = Fréchet distance (`pae.science.metrics.frechet_distance`) of
 Gaussians fitted to their features (`image_statistics`). Two feature extractors:
 
 * ``inception``: pytorch-fid's port of the TF Inception graph the original used (pool3, 2048-d). Protocol of the
   original code (D9): grayscale copied to 3 channels, each image min–max normalised to [0, 1]
   (config ``fid.normalize``), bilinear resize to 299×299 inside pytorch-fid. The weights are never replaced by
   anything else: when they cannot be had, the result is the text "unavailable: <reason>".
-* ``domain``: the penultimate layer of a small CNN classifier trained here (pae.classifier); works offline. Its
+* ``domain``: the penultimate layer of a small CNN classifier trained here (pae.science.classifier); works offline. Its
   inputs are the models' evaluation inputs x/scale − 0.5 (no min–max normalisation).
 
-The Inception weights are found and loaded by `pae.artifacts` (`inception_weights_source`, `load_inception`).
+The Inception weights are found and loaded by `pae.files.artifacts` (`inception_weights_source`, `load_inception`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from pae.metrics import feature_statistics
+from pae.science.metrics import feature_statistics
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +98,7 @@ class InceptionExtractor:
 
 
 class DomainExtractor:
-    """Penultimate-layer features of the domain classifier (pae.classifier) on x/scale − 0.5."""
+    """Penultimate-layer features of the domain classifier (pae.science.classifier) on x/scale − 0.5."""
 
     name = "domain"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # torch is imported inside the functions that use it: data jobs never load it
-    import torch
+    pass
 
 
 @contextlib.contextmanager
@@ -56,31 +56,28 @@ def save_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' fails clearly when there is no GPU."""
-    import torch
+class FileCheckpoint:
+    """A training checkpoint in one file (`pae.science.train.fit`): read with torch.load, written atomically."""
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key 'device' is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    return torch.device(name)
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = str(path)
 
+    def load(self) -> dict[str, Any] | None:
+        import torch
 
-def set_threads(threads: int) -> None:
-    """Pin torch's CPU threads to what the Snakemake rule declared (avoids oversubscription)."""
-    import torch
+        if not self.path.exists():
+            return None
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(
+                f"checkpoint {self.path} is unreadable or corrupt ({type(err).__name__}); "
+                "delete it to restart this training from scratch"
+            ) from err
 
-    torch.set_num_threads(max(1, int(threads)))
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch and numpy; return a torch Generator for explicit sampling."""
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    return torch.Generator().manual_seed(seed)
+    def save(self, state: dict[str, Any]) -> None:
+        save_torch(self.path, state)
 
 
 @contextlib.contextmanager

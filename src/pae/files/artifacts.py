@@ -3,7 +3,7 @@ FID statistics, trained networks and the Inception weights.
 
 One reader per container (`read_npz`, `read_json`, `read_torch`) names the file and what (re)makes it when
 the file is missing, unreadable or lacks an array; the readers below it add the checks of one kind of
-file. Writers are atomic (`pae.io`). Science modules never see these paths: the stage layer
+file. Writers are atomic (`pae.files.io`). Science modules never see these paths: the stage layer
 (`pae.stages`), the API and the command line call these functions and hand arrays and modules on.
 """
 
@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pae import io
-from pae.data import MissingDataError, SplitKeyError, file_digest
+from pae.files import io
+from pae.files.data import MissingDataError, SplitKeyError, file_digest
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from pae.classifier import DomainClassifier
-    from pae.flows import LatentFlow
+    from pae.science.classifier import DomainClassifier
+    from pae.science.flows import LatentFlow
 
 INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_SHA256_PREFIX = "6726825d"  # torch.hub convention: the file name carries the sha256 prefix
@@ -87,7 +87,7 @@ def read_json(path: str | Path, remake: str) -> Any:
 
 
 def read_torch(path: str | Path, remake: str) -> dict[str, Any]:
-    """A torch blob (a dict of tensors and plain values) written by `pae.io.save_torch`, on the CPU."""
+    """A torch blob (a dict of tensors and plain values) written by `pae.files.io.save_torch`, on the CPU."""
     import torch
 
     path = Path(path)
@@ -171,7 +171,7 @@ def load_sigma(stats_path: str | Path) -> np.ndarray:
 
 def load_latents(stats_path: str | Path) -> dict[str, np.ndarray]:
     """z_train, z_valid (and z_test when present) from ae_stats.npz, checked for shape and finiteness."""
-    from pae.flows import check_latents
+    from pae.science.flows import check_latents
 
     remake = "run the rule encode_ae"
     arrays = read_npz(stats_path, remake)
@@ -198,7 +198,7 @@ def load_scores(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
 def load_reference(path: str | Path) -> dict[str, Any]:
     """Statistics written by rule fid_reference: {extractor: {"status", "mu", "cov", "floor_fid"}} and
     n_reference."""
-    from pae.features import EXTRACTORS
+    from pae.science.features import EXTRACTORS
 
     arrays = read_npz(path, "run the rule fid_reference")
     ref: dict[str, Any] = {}
@@ -230,8 +230,8 @@ def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any] | None =
 
 
 def save_flow(path: str | Path, flow: LatentFlow, meta: dict[str, Any] | None = None) -> None:
-    """Store a latent flow's constructor arguments, state dict, meta and `pae.flows.FORMAT_VERSION`."""
-    from pae.flows import FORMAT_VERSION
+    """Store a latent flow's constructor arguments, state dict, meta and `pae.science.flows.FORMAT_VERSION`."""
+    from pae.science.flows import FORMAT_VERSION
 
     state = {k: v.detach().cpu() for k, v in flow.state_dict().items()}
     io.save_torch(path, {"format": FLOW_FORMAT, "version": FORMAT_VERSION, "kwargs": dict(flow.init_kwargs),
@@ -257,7 +257,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
                remake: str = "rerun the rule that trains it") -> tuple[nn.Module, dict[str, Any]]:
     """Any network this package saved (AE, VAE, latent flow, domain classifier): (module in eval mode on
     `device`, meta)."""
-    from pae.flows import FORMAT_VERSION, LatentFlow
+    from pae.science.flows import FORMAT_VERSION, LatentFlow
 
     path = Path(path)
     blob = read_torch(path, remake)
@@ -266,15 +266,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
         cls = _model_class(blob["class"], path)
     elif fmt == FLOW_FORMAT:
         if blob.get("version") != FORMAT_VERSION:
-            raise ArtifactError(f"flow file {path} has format version {blob.get('version')}, this pae.flows reads "
+            raise ArtifactError(f"flow file {path} has format version {blob.get('version')}, this pae.science.flows reads "
                                 f"version {FORMAT_VERSION} (the layers changed); delete it and {remake}")
         cls = LatentFlow
     elif fmt is None and {"kwargs", "state_dict"} <= set(blob):  # domain classifiers of earlier versions
-        from pae.classifier import DomainClassifier
+        from pae.science.classifier import DomainClassifier
 
         cls = DomainClassifier
     else:
-        raise ArtifactError(f"{path} is not a model written by pae.artifacts; delete it and {remake}")
+        raise ArtifactError(f"{path} is not a model written by pae.files.artifacts; delete it and {remake}")
     model = cls(**blob["kwargs"])
     try:
         model.load_state_dict(blob["state_dict"])
@@ -286,7 +286,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
 
 def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentFlow, dict[str, Any]]:
     """A latent flow written by `save_flow` (rule train_flow)."""
-    from pae.flows import LatentFlow
+    from pae.science.flows import LatentFlow
 
     flow, meta = load_model(path, device, "rerun the rule train_flow")
     if not isinstance(flow, LatentFlow):
@@ -296,7 +296,7 @@ def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[Lat
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[DomainClassifier, dict]:
     """The domain classifier of the domain FID (rule train_classifier)."""
-    from pae.classifier import DomainClassifier
+    from pae.science.classifier import DomainClassifier
 
     model, meta = load_model(path, device, "rerun the rule train_classifier")
     if not isinstance(model, DomainClassifier):
@@ -322,7 +322,7 @@ def inception_weights_source(weights: str | None, allow_download: bool = False) 
     Returns the configured path (fid.inception_weights; checked when used), pytorch-fid's cache file when it
     exists, "download" when fid.inception_download allows fetching it, else "unavailable: <reason>".
     """
-    from pae.features import UNAVAILABLE
+    from pae.science.features import UNAVAILABLE
 
     if weights:
         return str(Path(weights).expanduser())
@@ -346,7 +346,7 @@ def _download_weights() -> Path:
     """Fetch the weights into torch's hub cache (only with fid.inception_download: true); 30 s socket timeout."""
     import torch
 
-    from pae.features import InceptionUnavailable
+    from pae.science.features import InceptionUnavailable
 
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)
@@ -369,7 +369,7 @@ def load_inception(source: str, device: str | torch.device = "cpu") -> tuple[tor
     """
     import pytorch_fid.inception as pfi
 
-    from pae.features import UNAVAILABLE, InceptionUnavailable
+    from pae.science.features import UNAVAILABLE, InceptionUnavailable
 
     if source.startswith(UNAVAILABLE):
         raise InceptionUnavailable(source.split(":", 1)[1].strip())

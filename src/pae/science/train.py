@@ -15,8 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pae.images import to_model_input
-from pae.io import resolve_device, save_torch
+from pae.science.images import to_model_input
+from pae.science.runtime import resolve_device
 
 LossFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, Any]]]
 LogFn = Callable[[str], Any]
@@ -208,13 +207,16 @@ def _set_rng_state(
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(
-            f"checkpoint {path} is unreadable or corrupt ({type(err).__name__}); delete it to restart this training from scratch"
-        ) from err
+class Checkpoint(Protocol):
+    """Where `fit` keeps its resumable state: the caller decides (`pae.files.io.FileCheckpoint` for a file)."""
+
+    name: str
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or None when there is none."""
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Replace the saved state (atomically)."""
 
 
 def _make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -236,7 +238,7 @@ def fit(
     x_train: np.ndarray | torch.Tensor,
     x_valid: np.ndarray | torch.Tensor,
     settings: TrainSettings | Mapping[str, Any],
-    checkpoint_path: str | Path | None = None,
+    checkpoint: Checkpoint | None = None,
     log: LogFn = print,
 ) -> list[dict[str, float]]:
     """Train `model` in place on uint8 images; return the per-epoch history.
@@ -246,7 +248,7 @@ def fit(
     (tensors avoid a host sync per step). Each history entry holds epoch, train_loss, the epoch means of
     the metrics, val_mse (per pixel, eval mode, no dequantization), lr and seconds.
 
-    With `checkpoint_path`, a checkpoint (model, optimizer, step, epoch, RNG states, history) is written
+    With `checkpoint`, a checkpoint (model, optimizer, step, epoch, RNG states, history) is written
     atomically every ``checkpoint_every`` epochs and after the last one; an existing checkpoint written
     with the same trajectory settings, model and data is resumed, any other one is ignored (and replaced).
     Raises :class:`NonFiniteLossError` on a NaN/inf loss.
@@ -282,18 +284,18 @@ def fit(
     }
     history: list[dict[str, float]] = []
     start_epoch = 0
-    ckpt = Path(checkpoint_path) if checkpoint_path else None
-    if ckpt is not None and ckpt.exists():
-        state = _load_checkpoint(ckpt)
+    ckpt = checkpoint
+    state = ckpt.load() if ckpt is not None else None
+    if state is not None:
         if state.get("identity") != identity:
             stale = sorted(k for k in identity if state.get("identity", {}).get(k) != identity[k])
-            log(f"checkpoint {ckpt} differs in {stale}; ignoring it and training from scratch")
+            log(f"checkpoint {ckpt.name} differs in {stale}; ignoring it and training from scratch")
         else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             _set_rng_state(state["rng"], gens, device)
             start_epoch, history = int(state["epoch"]), list(state["history"])
-            log(f"resumed from {ckpt} after epoch {start_epoch}/{s.epochs}")
+            log(f"resumed from {ckpt.name} after epoch {start_epoch}/{s.epochs}")
 
     xt_dev = xt.to(device)
     for epoch in range(start_epoch, s.epochs):
@@ -341,8 +343,7 @@ def fit(
         entry.update({"val_mse": val_mse, "lr": lr, "seconds": time.perf_counter() - t0})
         history.append(entry)
         if ckpt is not None and ((epoch + 1) % s.checkpoint_every == 0 or epoch + 1 == s.epochs):
-            save_torch(
-                ckpt,
+            ckpt.save(
                 {
                     "identity": identity,
                     "epoch": epoch + 1,
