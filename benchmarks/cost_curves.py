@@ -9,7 +9,7 @@ Curves (random inputs, untrained networks: the cost does not depend on the weigh
   at batch ae.batch_size (no validation pass);
 - vae_step_vs_batch: one plain-VAE training step (pae.science.vae.beta_vae_loss) at K = vae.latent_dim;
 - flow_train_vs_K / flow_logdensity_vs_K: flow training steps (−log p(z) + latent noise, Adam) and log p(z) of a
-  batch, config/quick.yaml `flow:` over config/config.yaml (pae.science.flows.flow_config_for);
+  batch, config/quick.yaml `flow:` over config/config.yaml (pae.settings.Flow.architecture);
 - flow_train_paper_vs_K: the same with the paper's flow settings (config/config.yaml), for the paper estimate;
 - ood_scoring_vs_images: pae.science.scores.image_scores ("density", "recon") with a K = 64 AE and quick-config flow;
 - frechet_vs_dim: pae.science.metrics.frechet_distance of two random SPD covariances;
@@ -138,11 +138,12 @@ class Models:
         return self._get(f"vae{K}", lambda: VAE(K, (1, 28, 28), a["norm"], a["spectral_norm"], a["dropout"]))
 
     def flow(self, K: int, which: str) -> Any:
-        from pae.science.flows import build_flow, flow_config_for
+        from pae.science.flows import build_flow
+        from pae.settings import Settings
 
-        cfg = flow_config_for(K, (self.paper if which == "paper" else self.quick)["flow"])
+        flow = Settings.from_config(self.paper if which == "paper" else self.quick).flow
         z = torch.randn(4096, K, generator=torch.Generator().manual_seed(K)).numpy()
-        return self._get(f"flow{K}{which}", lambda: build_flow(K, cfg, z, seed=0)), cfg
+        return self._get(f"flow{K}{which}", lambda: build_flow(K, flow.architecture(K), z, seed=0)), flow.training
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:
@@ -201,11 +202,11 @@ def m_flow_train(models: Models, K: int, repeats: int, which: str, steps: int = 
     """`steps` flow training steps as pae.science.flows.train_flow takes them (noise, −log p(z), Adam), per step."""
     flow, cfg = models.flow(K, which)
     flow.train()
-    bs = int(cfg["batch_size"])
+    bs = int(cfg.batch_size)
     z = torch.randn(4 * bs, K, generator=torch.Generator().manual_seed(2))
     gen = torch.Generator().manual_seed(3)
-    noise = float(cfg.get("latent_noise", 0.0)) * flow.standardizer.scale
-    opt = torch.optim.Adam(flow.parameters(), lr=float(cfg["lr"]))
+    noise = float(cfg.latent_noise) * flow.standardizer.scale
+    opt = torch.optim.Adam(flow.parameters(), lr=float(cfg.lr))
 
     def run() -> None:
         for s in range(steps):
@@ -246,7 +247,7 @@ def m_ood(models: Models, n: int, repeats: int) -> tuple[float, float, str]:
     ae, (flow, _) = models.ae(64), models.flow(64, "quick")
     x = _images(n, 5).numpy()
     scale, bs = float(models.paper["data"]["scale"]), int(models.paper["ood"]["batch_size"])
-    med, best = timed(lambda: image_scores(ae, x, ("density", "recon"), scale, flow=flow, batch_size=bs, log=None),
+    med, best = timed(lambda: image_scores(ae, x, ("density", "recon"), scale, flow=flow, recon_sigma="unweighted", batch_size=bs, log=None),
                       repeats)
     return med, med / n, f"K=64 AE + quick flow, batch {bs}: s for all images, median of {repeats} (best {best:.4g})"
 

@@ -49,7 +49,7 @@ def random_models(K: int, seed: int = 0):
 
     torch.manual_seed(seed)
     ae = AutoEncoder(K, (1, 28, 28)).eval()
-    flow = LatentFlow(K, "realnvp", 10, 32).eval()
+    flow = LatentFlow(K, "realnvp", 10, 32, num_bins=None, tail_bound=None, standardize=True, seed=0).eval()
     with torch.no_grad():  # move the zero-initialised coupling outputs off the identity
         for p in flow.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -21,19 +21,19 @@ import numpy as np
 import torch
 import yaml
 
-from pae.config import deep_merge, paper_defaults
 from pae.science.flows import build_flow, train_flow
 from pae.science.nets import AutoEncoder
 from pae.science.train import _make_optimizer, ae_loss
+from pae.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_IMAGES = 50_000
 
 
 def quick_flow_config() -> dict:
-    """The flow section of config/quick.yaml over the paper defaults (as Snakemake layers them)."""
+    """The flow section of config/quick.yaml (schema defaults for the keys it leaves out)."""
     quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text()) or {}
-    return deep_merge(paper_defaults("flow"), quick.get("flow", {}))
+    return dict(quick.get("flow", {}))
 
 
 def ae_images_per_second(batch: int, precision: str, dropout: float, steps: int, warmup: int = 3) -> float:
@@ -55,13 +55,13 @@ def ae_images_per_second(batch: int, precision: str, dropout: float, steps: int,
 
 def flow_seconds_per_epoch(batch: int, epochs: int, latents: int = TRAIN_IMAGES) -> float:
     """Seconds per epoch of pae.science.flows.train_flow on standard-normal K = 64 latents (a fifth more for validation)."""
-    cfg = {**quick_flow_config(), "epochs": epochs, "batch_size": batch}
+    flow_settings = Settings.from_config({"flow": {**quick_flow_config(), "epochs": epochs, "batch_size": batch}}).flow
     rng = np.random.default_rng(0)
     z_train = rng.standard_normal((latents, 64)).astype(np.float32)
     z_valid = rng.standard_normal((latents // 5, 64)).astype(np.float32)
-    flow = build_flow(64, cfg, z_train, seed=0)
+    flow = build_flow(64, flow_settings.architecture(64), z_train, seed=0)
     t0 = time.perf_counter()
-    train_flow(flow, z_train, z_valid, cfg, seed=0, log=lambda _: None)
+    train_flow(flow, z_train, z_valid, flow_settings.training, seed=0, device="cpu", log=lambda _: None)
     return (time.perf_counter() - t0) / epochs
 
 

@@ -33,11 +33,9 @@ from torch import nn
 from pae.science.flows import build_flow
 from pae.science.nets import AutoEncoder, forward_flops
 from pae.science.train import ae_loss
+from pae.settings import Settings
 
-FLOW_CFG = {  # config/config.yaml defaults of the flow section
-    "realnvp_max_K": 32, "realnvp_depth": {4: 8, 8: 10, 16: 12, 32: 18}, "realnvp_hidden": 32,
-    "nsf_layers": 18, "nsf_hidden": 64, "nsf_bins": 32, "nsf_tail_bound": 3.0, "standardize": True,
-}
+FLOW = Settings.from_config({}).flow  # the paper's flow section (config/config.yaml)
 
 
 def _sync(device: torch.device) -> None:
@@ -141,7 +139,7 @@ def bench_flow(K: int, args: argparse.Namespace, device: torch.device) -> dict[s
     """Flow training steps (−log p(z), Eq. 5) on standard-normal latents at batch args.flow_batch_size."""
     torch.manual_seed(0)
     z_train = torch.randn(4096, K)
-    flow = build_flow(K, FLOW_CFG, z_train.numpy(), seed=0).to(device).train()
+    flow = build_flow(K, FLOW.architecture(K), z_train.numpy(), seed=0).to(device).train()
     opt = _adam(flow.parameters(), 1e-3, args.fused)
     bs = args.flow_batch_size
     z = torch.randn(bs, K, device=device)

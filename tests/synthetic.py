@@ -140,3 +140,17 @@ def synthetic_env(tmp_path: str | Path, **mirror_kwargs) -> dict[str, str]:
     env["PAE_DATA_MIRROR"] = str(mirror)
     env["PAE_DATA_CHECKSUMS"] = str(manifest)
     return env
+
+
+def flow_arch(K, overrides):
+    """The flow architecture for latent size K of the `flow` section with `overrides` (schema defaults elsewhere)."""
+    from pae.settings import Settings
+
+    return Settings.from_config({"flow": dict(overrides)}).flow.architecture(K)
+
+
+def flow_training(overrides):
+    """The flow training settings of the `flow` section with `overrides` (schema defaults elsewhere)."""
+    from pae.settings import Settings
+
+    return Settings.from_config({"flow": dict(overrides)}).flow.training

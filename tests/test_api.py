@@ -32,12 +32,12 @@ def fitted():
     fit, train_flow = pae.science.train.fit, pae.science.flows.train_flow
 
     def spy_fit(model, loss_fn, xt, xv, settings, *args, **kwargs):
-        seen["ae"] = str(settings["device"])
+        seen["ae"] = str(settings.device)
         return fit(model, loss_fn, xt, xv, settings, *args, **kwargs)
 
-    def spy_flow(flow, zt, zv, cfg, seed=0, device="cpu", log=print):
+    def spy_flow(flow, zt, zv, training, seed, device, log=print):
         seen["flow"] = str(device)
-        return train_flow(flow, zt, zv, cfg, seed=seed, device=device, log=log)
+        return train_flow(flow, zt, zv, training, seed=seed, device=device, log=log)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pae.science.train, "fit", spy_fit)

@@ -21,6 +21,7 @@ from pae.science.density import (
 from pae.science.flows import build_flow
 from pae.science.nets import AutoEncoder
 from pae.science.scores import image_scores
+from synthetic import flow_arch
 
 K, SHAPE = 3, (1, 4, 4)
 SHIFT, SCALE = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([2.0, 0.5, 1.5])
@@ -131,7 +132,7 @@ def tiny_pae() -> tuple[AutoEncoder, torch.nn.Module]:
     torch.manual_seed(0)
     ae = AutoEncoder(4, (1, 28, 28), norm="batch", spectral_norm=False, dropout=0.2).eval()
     cfg = {"realnvp_max_K": 4, "realnvp_depth": {4: 2}, "realnvp_hidden": 8, "standardize": True}
-    flow = build_flow(4, cfg, np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)).eval()
+    flow = build_flow(4, flow_arch(4, cfg), np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32), seed=0).eval()
     return ae, flow
 
 
@@ -141,7 +142,7 @@ def test_image_scores_definitions(tiny_pae) -> None:
     ae, flow = tiny_pae
     x = np.random.default_rng(1).integers(0, 256, size=(7, 1, 28, 28), dtype=np.uint8)
     sigma = floor_sigma(np.full((1, 28, 28), 0.1, dtype=np.float32), 1e-3)
-    res = image_scores(ae, x, ("density", "recon", "eq12", "eq12_map"), 255, flow, sigma,
+    res = image_scores(ae, x, ("density", "recon", "eq12", "eq12_map"), 255, flow, sigma, "unweighted",
                        map_steps=3, map_lr=0.01, batch_size=3, log=None)
     xf = to_model_input(x, 255)
     with torch.no_grad():

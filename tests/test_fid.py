@@ -12,9 +12,10 @@ import scipy.linalg
 import torch
 
 from pae.files import artifacts
-from pae.science import features, metrics
 from pae.files.artifacts import load_classifier, save_model
+from pae.science import features, metrics
 from pae.science.classifier import DomainClassifier, accuracy, fit_classifier
+from pae.settings import FidJob
 from pae.stages import fid as fid_stage
 from pae.stages.fid import run_train_classifier
 
@@ -141,7 +142,7 @@ def test_inception_features_offline(fake_weights):
 
 
 def test_build_extractors_unavailable_and_missing_file(tmp_path):
-    ext, status, info = fid_stage.build_extractors(None, "unavailable: no weights here")
+    ext, status, info = fid_stage.build_extractors(None, "unavailable: no weights here", "minmax", 255, "cpu", False)
     assert ext == {} and status == {"inception": "unavailable: no weights here"}
     with pytest.raises(FileNotFoundError, match="fid.inception_weights"):
         artifacts.load_inception(str(tmp_path / "nope.pth"))
@@ -152,7 +153,7 @@ def test_failed_download_is_unavailable_not_an_error(monkeypatch):
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    ext, status, _ = fid_stage.build_extractors(None, "download")
+    ext, status, _ = fid_stage.build_extractors(None, "download", "minmax", 255, "cpu", False)
     assert "inception" not in ext
     assert status["inception"] == "unavailable: weights download failed (URLError)"
 
@@ -239,16 +240,17 @@ def tiny_run(tmp_path):
 
 def test_fid_reference_and_scores(tiny_run):
     t = tiny_run
-    settings = {"batch_size": 16, "normalize": "minmax", "scale": 255, "count": 25, "device": "cpu",
-                "dataset": "fmnist", "K": "4", "seed": "0"}
+    settings = FidJob(batch_size=16, normalize="minmax", scale=255, count=25, channels_last=False)
+    run = {"settings": settings, "device": "cpu", "threads": 1}
+    record = {"dataset": "fmnist", "K": "4", "seed": "0"}
     unavailable = "unavailable: test has no weights"
-    summary = fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", unavailable, t / "ref.npz", settings)
+    summary = fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", unavailable, t / "ref.npz", **run)
     assert summary["inception_status"] == unavailable and summary["domain_floor_fid"] >= 0
     ref = artifacts.load_reference(t / "ref.npz")
     assert ref["n_reference"] == 30 and ref["domain"]["mu"].shape == (128,)
 
     ae = fid_stage.run_fid_scores("ae", t / "ae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
-                            unavailable, t / "ae.json", settings, network=t / "ae.pt")
+                            unavailable, t / "ae.json", **run, record=record, network=t / "ae.pt")
     assert ae["sample_fid"]["inception"] == unavailable
     assert ae["sample_fid"]["domain"] > 0 and ae["reconstruction_fid"]["domain"] > 0
     assert ae["n_reconstructions"] == 25 and ae["reconstruction_error"]["n_images"] == 30
@@ -257,7 +259,7 @@ def test_fid_reference_and_scores(tiny_run):
     assert json.loads((t / "ae.json").read_text()) == json.loads(json.dumps(ae))
 
     pae = fid_stage.run_fid_scores("pae", t / "pae_samples.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
-                             unavailable, t / "pae.json", settings, ae_scores=t / "ae.json")
+                             unavailable, t / "pae.json", **run, record=record, ae_scores=t / "ae.json")
     assert pae["reconstructions_of"] == "ae" and pae["reconstruction_fid"] == ae["reconstruction_fid"]
     # test images as "samples" are far closer to the test statistics than uniform noise
     assert pae["sample_fid"]["domain"] < ae["sample_fid"]["domain"]
@@ -265,10 +267,11 @@ def test_fid_reference_and_scores(tiny_run):
 
 def test_fid_scores_rejects_wrong_samples(tiny_run, tmp_path):
     t = tiny_run
-    settings = {"batch_size": 16, "normalize": "minmax", "scale": 255, "count": 25, "device": "cpu"}
-    fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", "unavailable: x", t / "ref.npz", settings)
+    run = {"settings": FidJob(16, "minmax", 255, 25, False), "device": "cpu", "threads": 1}
+    fid_stage.run_fid_reference(t / "fmnist.npz", t / "clf.pt", "unavailable: x", t / "ref.npz", **run)
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 1, 28, 28), np.float32))
     with pytest.raises(ValueError, match="bad.npz"):
         fid_stage.run_fid_scores("ae", tmp_path / "bad.npz", t / "fmnist.npz", t / "ref.npz", t / "clf.pt",
-                           "unavailable: x", tmp_path / "out.json", settings, network=t / "ae.pt")
+                           "unavailable: x", tmp_path / "out.json", **run, record={"dataset": "fmnist", "K": 4, "seed": 0},
+                                 network=t / "ae.pt")
     assert not (tmp_path / "out.json").exists()

@@ -18,6 +18,7 @@ from pae.science.flows import build_flow
 from pae.science.images import to_model_input, to_uint8
 from pae.science.nets import AutoEncoder
 from pae.stages.figures import run_fig4
+from synthetic import flow_arch
 
 K = 4
 FLOW_CFG = {
@@ -44,7 +45,7 @@ class Models:
                   for s, n in (("train", 4), ("valid", N_VALID), ("test", 4))}
         with torch.no_grad():  # standardise the flow on these images' encodings: their u are O(1) apart
             z = self.ae.encode(to_model_input(np.concatenate(list(self.x.values())), 255)).numpy()
-        self.flow = build_flow(K, FLOW_CFG, z, seed=0)
+        self.flow = build_flow(K, flow_arch(K, FLOW_CFG), z, seed=0)
         with torch.no_grad():  # a nonlinear flow: u-space and z-space paths differ
             for p in self.flow.parameters():
                 p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
@@ -130,7 +131,7 @@ def test_interpolation_errors(models) -> None:
         sampling.interpolate(m.ae, x[0], x[1], 3, space="u")
     with pytest.raises(ValueError, match="same shape"):
         sampling.interpolate(m.ae, x[:2], x[:3], 3)
-    other = build_flow(K + 1, FLOW_CFG, np.zeros((8, K + 1), np.float32), seed=0)
+    other = build_flow(K + 1, flow_arch(K + 1, FLOW_CFG), np.zeros((8, K + 1), np.float32), seed=0)
     with pytest.raises(ValueError, match="K=5"):
         sampling.interpolate(m.ae, x[0], x[1], 3, space="u", flow=other)
 

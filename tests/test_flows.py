@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from pae.files import artifacts
-from pae.science import flows
 from pae.files.artifacts import load_flow, save_flow
+from pae.science import flows
 from pae.science.flows import LatentFlow, build_flow, realnvp_depth_for, train_flow
 from pae.stages import train as stage_train
+from synthetic import flow_arch, flow_training
 
 BASE_CFG = {
     "realnvp_max_K": 4,
@@ -53,7 +54,7 @@ def perturbed(flow: LatentFlow, seed: int = 1, amount: float = 0.15) -> LatentFl
 
 
 def make(K: int, kind: str, seed: int = 0) -> LatentFlow:
-    flow = perturbed(build_flow(K, BASE_CFG, latents(256, K), seed=seed))
+    flow = perturbed(build_flow(K, flow_arch(K, BASE_CFG), latents(256, K), seed=seed))
     assert flow.kind == kind
     return flow
 
@@ -72,8 +73,8 @@ def test_invertible(K: int, kind: str) -> None:
 @pytest.mark.parametrize("K,kind", KINDS)
 def test_invertible_float32_after_training(K: int, kind: str) -> None:
     z = latents(512, K)
-    flow = build_flow(K, BASE_CFG, z, seed=0)
-    train_flow(flow, z[:384], z[384:], {**BASE_CFG, "epochs": 2}, log=lambda s: None)
+    flow = build_flow(K, flow_arch(K, BASE_CFG), z, seed=0)
+    train_flow(flow, z[:384], z[384:], flow_training({**BASE_CFG, "epochs": 2}), seed=0, device="cpu", log=lambda s: None)
     zt = torch.as_tensor(z[:64])
     assert torch.allclose(flow.inverse(flow.transform_to_noise(zt)), zt, atol=1e-4, rtol=1e-4)
 
@@ -97,8 +98,8 @@ def test_log_prob_matches_autograd_jacobian(K: int, kind: str) -> None:
 @pytest.mark.parametrize("K,kind", KINDS)
 def test_standardisation_is_in_the_log_det(K: int, kind: str) -> None:
     z_train = latents(256, K)
-    with_std = build_flow(K, BASE_CFG, z_train, seed=0)
-    plain = build_flow(K, {**BASE_CFG, "standardize": False}, None, seed=0)
+    with_std = build_flow(K, flow_arch(K, BASE_CFG), z_train, seed=0)
+    plain = build_flow(K, flow_arch(K, {**BASE_CFG, "standardize": False}), None, seed=0)
     perturbed(with_std)
     # same coupling weights, identity standardiser in `plain`
     state = {k: v for k, v in with_std.state_dict().items() if not k.startswith("standardizer.")}
@@ -133,10 +134,10 @@ def test_save_load_round_trip(K: int, kind: str, tmp_path) -> None:
 @pytest.mark.parametrize("K,kind", KINDS)
 def test_training_lowers_nll(K: int, kind: str) -> None:
     z = latents(768, K)
-    flow = build_flow(K, BASE_CFG, z[:512], seed=0)
+    flow = build_flow(K, flow_arch(K, BASE_CFG), z[:512], seed=0)
     before = flows.mean_nll(flow, torch.as_tensor(z[512:]))
     logs: list[str] = []
-    hist = train_flow(flow, z[:512], z[512:], BASE_CFG, seed=0, device="cpu", log=logs.append)
+    hist = train_flow(flow, z[:512], z[512:], flow_training(BASE_CFG), seed=0, device="cpu", log=logs.append)
     after = flows.mean_nll(flow, torch.as_tensor(z[512:]))
     assert after < before - 0.05
     assert len(hist["train_nll"]) == BASE_CFG["epochs"] and len(logs) == BASE_CFG["epochs"] + 1
@@ -152,21 +153,21 @@ def test_training_is_seeded(K: int, kind: str) -> None:
     runs, states = [], []
     for global_seed in (123, 456):
         torch.manual_seed(global_seed)  # the global RNG must not matter, only the explicit seeds
-        f = build_flow(K, cfg, z[:200], seed=0)
-        runs.append(train_flow(f, z[:200], z[200:], cfg, seed=4, log=lambda s: None)["valid_nll"])
+        f = build_flow(K, flow_arch(K, cfg), z[:200], seed=0)
+        runs.append(train_flow(f, z[:200], z[200:], flow_training(cfg), seed=4, device="cpu", log=lambda s: None)["valid_nll"])
         states.append(f.state_dict())
     assert runs[0] == runs[1]
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])  # identical weights
-    other = build_flow(K, cfg, z[:200], seed=1)
-    train_flow(other, z[:200], z[200:], cfg, seed=5, log=lambda s: None)
+    other = build_flow(K, flow_arch(K, cfg), z[:200], seed=1)
+    train_flow(other, z[:200], z[200:], flow_training(cfg), seed=5, device="cpu", log=lambda s: None)
     assert not all(torch.equal(states[0][k], v) for k, v in other.state_dict().items())
 
 
 @pytest.mark.parametrize("K,kind", KINDS)
 def test_flow_starts_as_a_permutation(K: int, kind: str) -> None:
     """Couplings and LU layers start as the identity: the untrained flow only permutes (log-det 0)."""
-    flow = build_flow(K, {**BASE_CFG, "standardize": False}, None, seed=3)
+    flow = build_flow(K, flow_arch(K, {**BASE_CFG, "standardize": False}), None, seed=3)
     z = torch.as_tensor(latents(32, K))
     u, logdet = flow.forward_and_logdet(z)
     assert torch.allclose(logdet, torch.zeros(32), atol=1e-6)
@@ -176,7 +177,7 @@ def test_flow_starts_as_a_permutation(K: int, kind: str) -> None:
 
 def test_affine_log_scale_is_soft_clamped_both_ways() -> None:
     """Each affine coupling can stretch and squeeze, up to e^±LOG_SCALE_BOUND per coordinate."""
-    flow = build_flow(4, {**BASE_CFG, "standardize": False}, None)
+    flow = build_flow(4, flow_arch(4, {**BASE_CFG, "standardize": False}), None, seed=0)
     coupling = flow.layers[0]
     z = torch.as_tensor(latents(8, 4))
     for sign in (1.0, -1.0):
@@ -189,8 +190,8 @@ def test_affine_log_scale_is_soft_clamped_both_ways() -> None:
 def _fit(z_train: np.ndarray, z_valid: np.ndarray, K: int, cfg_extra: dict) -> float:
     cfg = {**BASE_CFG, "realnvp_max_K": 32, "realnvp_depth": {2: 8}, "realnvp_hidden": 32, "latent_noise": 0.0,
            "epochs": 12, "batch_size": 128, "lr": 3e-3, "lr_decay_at": 0.75, **cfg_extra}
-    flow = build_flow(K, cfg, z_train, seed=0)
-    train_flow(flow, z_train, z_valid, cfg, seed=0, log=lambda s: None)
+    flow = build_flow(K, flow_arch(K, cfg), z_train, seed=0)
+    train_flow(flow, z_train, z_valid, flow_training(cfg), seed=0, device="cpu", log=lambda s: None)
     return flows.mean_nll(flow, torch.as_tensor(z_valid))
 
 
@@ -249,7 +250,7 @@ def test_depth_table_fallback_and_errors() -> None:
     with pytest.raises(ValueError, match="realnvp_depth"):
         realnvp_depth_for(2, {4: 8})
     with pytest.raises(ValueError, match="standardize"):
-        build_flow(4, BASE_CFG, None)
+        build_flow(4, flow_arch(4, BASE_CFG), None, seed=0)
 
 
 def test_bad_latents_and_divergence_are_reported(tmp_path) -> None:
@@ -257,13 +258,13 @@ def test_bad_latents_and_divergence_are_reported(tmp_path) -> None:
     bad = z.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        build_flow(4, BASE_CFG, bad)
-    flow = build_flow(4, BASE_CFG, z)
+        build_flow(4, flow_arch(4, BASE_CFG), bad, seed=0)
+    flow = build_flow(4, flow_arch(4, BASE_CFG), z, seed=0)
     with pytest.raises(ValueError, match="z_valid"):
-        train_flow(flow, z, bad, BASE_CFG, log=lambda s: None)
+        train_flow(flow, z, bad, flow_training(BASE_CFG), seed=0, device="cpu", log=lambda s: None)
     flow.log_prob = lambda x: torch.full((len(x),), float("nan"))  # type: ignore[method-assign]
     with pytest.raises(FloatingPointError, match="flow.lr"):
-        train_flow(flow, z, z, BASE_CFG, log=lambda s: None)
+        train_flow(flow, z, z, flow_training(BASE_CFG), seed=0, device="cpu", log=lambda s: None)
     # missing / corrupt / foreign files name the path
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_flow(tmp_path / "nope.pt")
@@ -291,7 +292,7 @@ def test_latent_noise_is_in_standardised_units(standardize: bool) -> None:
     rng = np.random.default_rng(0)
     z = np.stack([rng.choice([-100.0, 100.0], 512), rng.choice([-0.01, 0.01], 512)], 1).astype(np.float32)
     cfg = {**BASE_CFG, "epochs": 1, "batch_size": 128, "latent_noise": 0.05, "standardize": standardize}
-    flow = build_flow(2, {**cfg, "realnvp_depth": {2: 1}}, z)
+    flow = build_flow(2, flow_arch(2, {**cfg, "realnvp_depth": {2: 1}}), z, seed=0)
     seen: list[torch.Tensor] = []
     real_log_prob = flow.log_prob
 
@@ -301,7 +302,7 @@ def test_latent_noise_is_in_standardised_units(standardize: bool) -> None:
         return real_log_prob(x)
 
     flow.log_prob = spy  # type: ignore[method-assign]
-    train_flow(flow, z, z[:64], {**cfg, "realnvp_depth": {2: 1}}, log=lambda s: None)
+    train_flow(flow, z, z[:64], flow_training({**cfg, "realnvp_depth": {2: 1}}), seed=0, device="cpu", log=lambda s: None)
     noisy = torch.cat(seen).numpy()
     assert len(noisy) == 512
     if standardize:  # σ·std: 5 and 0.0005, small enough to recover the clean values ±100 and ±0.01
@@ -318,7 +319,8 @@ def test_run_train_flow_writes_outputs(tmp_path) -> None:
              sigma=np.ones((1, 4, 4), np.float32))
     cfg = {**BASE_CFG, "epochs": 2}
     metrics = stage_train.run_train_flow(tmp_path / "ae_stats.npz", tmp_path / "flow.pt", tmp_path / "m.json",
-                                   tmp_path / "h.csv", cfg, seed=0, device="cpu", threads=1)
+                                   tmp_path / "h.csv", flow_arch(4, cfg), flow_training(cfg), seed=0, device="cpu",
+                                   threads=1)
     assert {"train_nll", "valid_nll", "test_nll", "epochs", "wall_seconds"} <= set(metrics)
     assert metrics["epochs"] == 2 and math.isfinite(metrics["valid_nll"])
     flow, meta = load_flow(tmp_path / "flow.pt")
@@ -328,10 +330,10 @@ def test_run_train_flow_writes_outputs(tmp_path) -> None:
     assert not list(tmp_path.glob("*.part"))
 
 
-def test_rule_params_hold_only_what_matters_for_K() -> None:
+def test_flow_architecture_holds_only_what_matters_for_K() -> None:
     cfg = {**BASE_CFG, "realnvp_max_K": 16, "realnvp_depth": {4: 4, 16: 6}}
-    small, large = flows.flow_config_for(8, cfg), flows.flow_config_for(64, cfg)
-    assert small["realnvp_depth"] == {4: 4} and "nsf_bins" not in small
-    assert "realnvp_depth" not in large and large["nsf_bins"] == BASE_CFG["nsf_bins"]
-    assert flows.flow_config_for(8, {**cfg, "nsf_bins": 99}) == small  # NSF edits do not rerun RealNVP flows
-    assert build_flow(8, small, latents(64, 8)).init_kwargs["n_layers"] == 4
+    small, large = flow_arch(8, cfg), flow_arch(64, cfg)
+    assert (small.kind, small.n_layers, small.num_bins) == ("realnvp", 4, None)
+    assert (large.kind, large.n_layers, large.num_bins) == ("nsf", BASE_CFG["nsf_layers"], BASE_CFG["nsf_bins"])
+    assert flow_arch(8, {**cfg, "nsf_bins": 99}) == small  # NSF edits do not rerun RealNVP flows
+    assert build_flow(8, small, latents(64, 8), seed=0).init_kwargs["n_layers"] == 4

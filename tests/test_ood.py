@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,15 +11,17 @@ import pandas as pd
 import pytest
 import torch
 
-from pae.config import paper_defaults
+from pae.config import ConfigError
 from pae.files import io
 from pae.files.artifacts import load_scores, save_flow, save_model
 from pae.science.flows import build_flow
 from pae.science.metrics import aupr, auroc, fpr_at_tpr, tp_fp_rates, tp_fp_ratio
 from pae.science.nets import VAE, AutoEncoder
+from pae.settings import ScoreJob, Settings
 from pae.stages.figures import fig5_ratios
 from pae.stages.ood import (
     TABLE2_ROWS,
+    ScoreFiles,
     run_make_table2,
     run_ood_scores,
     run_vae_scores,
@@ -28,13 +31,13 @@ from pae.stages.ood import (
 from pae.stages.rules import (
     score_rule_inputs,
     score_rule_runtime,
-    score_rule_settings,
     table2_experiment,
     table2_inputs,
     table2_plan,
 )
+from synthetic import flow_arch
 
-EXPERIMENT = table2_experiment(paper_defaults())  # the paper's Table 2: F-MNIST against four sets
+EXPERIMENT = table2_experiment(Settings.from_config({}))  # the paper's Table 2: F-MNIST against four sets
 OOD_SETS = tuple(EXPERIMENT["columns"])
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -151,17 +154,27 @@ def tiny_run(tmp_path_factory):
     torch.manual_seed(0)
     save_model(root / "ae.pt", AutoEncoder(4, (1, 28, 28), "batch", True, 0.2))
     cfg = {"realnvp_max_K": 4, "realnvp_depth": {4: 2}, "realnvp_hidden": 8, "standardize": True}
-    save_flow(root / "flow.pt", build_flow(4, cfg, rng.normal(size=(64, 4)).astype(np.float32)))
+    save_flow(root / "flow.pt", build_flow(4, flow_arch(4, cfg), rng.normal(size=(64, 4)).astype(np.float32), seed=0))
     io.save_npz(root / "ae_stats.npz", sigma=np.full((1, 28, 28), 0.05, dtype=np.float32))
     save_model(root / "vae.pt", VAE(4, (1, 28, 28), "batch", True, 0.2), {"objective": {"beta": 1.0, "sigma": 0.1}})
     return root
 
 
+def job(**kw) -> ScoreJob:
+    """A ScoreJob with every key unset but the pixel scale and the batch size (10 unless given)."""
+    unset = dict.fromkeys(f.name for f in dataclasses.fields(ScoreJob))
+    return ScoreJob(**(unset | {"scale": 255, "batch_size": 10, "recon_sigma": "unweighted"} | kw))
+
+
+def files(root, out, ood=None, **paths) -> ScoreFiles:
+    ood = {o: root / f"{o}.npz" for o in OOD_SETS} if ood is None else ood
+    return ScoreFiles(root / "fmnist.npz", ood, out, **paths)
+
+
 def _run(root, part, out, seed=0, **kw):
     return run_ood_scores(
-        part, root / "ae.pt", root / "fmnist.npz", {o: root / f"{o}.npz" for o in OOD_SETS}, out,
-        flow_path=root / "flow.pt", stats_path=root / "ae_stats.npz", batch_size=10, device="cpu",
-        meta={"K": 4, "seed": seed}, log=lambda s: None, **kw,
+        part, files(root, out, ae_path=root / "ae.pt", flow_path=root / "flow.pt", stats_path=root / "ae_stats.npz"),
+        job(**kw), "cpu", 1, meta={"K": 4, "seed": seed}, log=lambda s: None,
     )
 
 
@@ -189,23 +202,24 @@ def test_score_parts(tiny_run, tmp_path) -> None:
 
 
 def test_score_errors_write_nothing(tiny_run, tmp_path) -> None:
+    out, meta = tmp_path / "x.npz", {"K": 4, "seed": 0}
     with pytest.raises(FileNotFoundError, match="ae_stats"):
-        run_ood_scores("density", tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz",
-                       flow_path=tiny_run / "flow.pt", stats_path=tmp_path / "ae_stats.npz", device="cpu")
+        run_ood_scores("density", files(tiny_run, out, {}, ae_path=tiny_run / "ae.pt", flow_path=tiny_run / "flow.pt",
+                                        stats_path=tmp_path / "ae_stats.npz"), job(), "cpu", 1, meta)
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((3, 1, 28, 28), dtype=np.float32))
     with pytest.raises(ValueError, match="uint8"):
-        run_ood_scores("recon", tiny_run / "ae.pt", tiny_run / "fmnist.npz", {"mnist": bad}, tmp_path / "x.npz",
-                       device="cpu", log=lambda s: None)
+        run_ood_scores("recon", files(tiny_run, out, {"mnist": bad}, ae_path=tiny_run / "ae.pt"), job(), "cpu", 1,
+                       meta, log=lambda s: None)
     with pytest.raises(ValueError, match="unknown score part"):
-        run_ood_scores("elbo", tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz")
+        run_ood_scores("elbo", files(tiny_run, out, {}, ae_path=tiny_run / "ae.pt"), job(), "cpu", 1, meta)
     assert not list(tmp_path.glob("x.npz*"))
 
 
 def _vae_run(root, out, seed=0, **kw):
-    return run_vae_scores(root / "vae.pt", root / "fmnist.npz", {o: root / f"{o}.npz" for o in OOD_SETS}, out,
-                          **({"sigma": 0.1, "iwae_samples": 3, "batch_size": 4, "device": "cpu", "seed": seed,
-                              "meta": {"K": 4, "seed": seed}, "log": lambda s: None} | kw))
+    settings = job(**({"vae_sigma": 0.1, "iwae_samples": 3, "batch_size": 4} | kw))
+    return run_vae_scores(files(root, out, vae_path=root / "vae.pt"), settings, seed, "cpu", 1,
+                          meta={"K": 4, "seed": seed}, log=lambda s: None)
 
 
 def test_vae_score_part(tiny_run, tmp_path) -> None:
@@ -237,15 +251,16 @@ def test_vae_score_part(tiny_run, tmp_path) -> None:
 
 def test_vae_score_errors_write_nothing(tiny_run, tmp_path) -> None:
     with pytest.raises(ValueError, match="vae.models.vae.sigma"):
-        _vae_run(tiny_run, tmp_path / "x.npz", sigma=0.01)
+        _vae_run(tiny_run, tmp_path / "x.npz", vae_sigma=0.01)
     with pytest.raises(ValueError, match="not a VAE"):
-        run_vae_scores(tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz", sigma=0.1, device="cpu")
+        run_vae_scores(files(tiny_run, tmp_path / "x.npz", {}, vae_path=tiny_run / "ae.pt"),
+                       job(vae_sigma=0.1, iwae_samples=3), 0, "cpu", 1, {})
     with pytest.raises(ValueError, match="ood.iwae_count"):
         _vae_run(tiny_run, tmp_path / "x.npz", iwae_count=0)
     with pytest.raises(ValueError, match="ood.iwae_samples"):
         _vae_run(tiny_run, tmp_path / "x.npz", iwae_samples=0)
     with pytest.raises(ValueError, match="run_vae_scores"):
-        run_ood_scores("vae", tiny_run / "ae.pt", tiny_run / "fmnist.npz", {}, tmp_path / "x.npz")
+        run_ood_scores("vae", files(tiny_run, tmp_path / "x.npz", {}, ae_path=tiny_run / "ae.pt"), job(), "cpu", 1, {})
     assert not list(tmp_path.glob("x.npz*"))
 
 
@@ -260,35 +275,40 @@ def _config(**ood):
     return config
 
 
+def _settings(config) -> Settings:
+    return Settings.from_config(config)
+
+
 def test_table2_plan_follows_ood_rows() -> None:
-    config = _config()
+    config = _settings(_config())
     plan = table2_plan(config)
-    assert list(plan) == config["ood"]["rows"] == ["density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"]
+    assert list(plan) == config.ood.rows == ["density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"]
     assert plan["laplace"] == plan["eq12_map"]  # Eq. 11 comes with the MAP part, at the Eq. 12 K
-    assert plan["elbo"] == plan["iwae"] == ("vae", config["vae"]["latent_dim"])
-    assert plan["recon"] == ("recon", config["ood"]["recon_K"]) and plan["eq12_map"] == ("map", 64)
-    assert list(table2_plan(_config(rows=["iwae", "density"]))) == ["iwae", "density"]
-    files = table2_inputs(_config(map_steps=0), "R/{dataset}/K{K}/s{seed}/{part}.npz", "fmnist", [0, 1])
-    assert files["eq12_map"] == files["laplace"] == [] and files["iwae"] == ["R/fmnist/K32/s0/vae.npz", "R/fmnist/K32/s1/vae.npz"]
+    assert plan["elbo"] == plan["iwae"] == ("vae", config.vae.latent_dim)
+    assert plan["recon"] == ("recon", config.ood.recon_K) and plan["eq12_map"] == ("map", 64)
+    assert list(table2_plan(_settings(_config(rows=["iwae", "density"])))) == ["iwae", "density"]
+    inputs = table2_inputs(_settings(_config(map_steps=0)), "R/{dataset}/K{K}/s{seed}/{part}.npz", "fmnist", [0, 1])
+    assert inputs["eq12_map"] == inputs["laplace"] == [] and inputs["iwae"] == ["R/fmnist/K32/s0/vae.npz", "R/fmnist/K32/s1/vae.npz"]
+    with pytest.raises(ConfigError, match="ood.rows"):
+        table2_plan(_settings(_config(rows=["density", "waic"])))
     with pytest.raises(ValueError, match="ood.rows"):
-        table2_plan(_config(rows=["density", "waic"]))
-    with pytest.raises(ValueError, match="ood.rows"):
-        table2_plan(_config(rows=["density", "density"]))
+        table2_plan(_settings(_config(rows=["density", "density"])))
     no_vae = _config(rows=["elbo"])
     del no_vae["vae"]["models"]["vae"]
     with pytest.raises(ValueError, match="vae.models"):
-        table2_plan(no_vae)
+        table2_plan(_settings(no_vae))
     assert set(TABLE2_ROWS) == {"density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"}
 
 
 def test_vae_part_rule_helpers() -> None:
-    ood = _config(iwae_count=500)["ood"]
-    files = score_rule_inputs("R", "P", "fmnist", "vae", "unweighted", OOD_SETS)
-    assert files["vae"] == "R/vae.pt" and "ae" not in files and "flow" not in files and "stats" not in files
-    assert score_rule_settings("vae", ood, 255, 0.01) == {
-        "scale": 255, "batch_size": 500, "iwae_samples": 100, "iwae_count": 500, "sigma": 0.01}
-    assert "iwae_samples" not in score_rule_settings("density", ood, 255, 0.01)  # a new k reruns only `vae`
-    assert score_rule_runtime("vae", ood) < score_rule_runtime("vae", ood | {"iwae_count": None})
+    settings = _settings(_config(iwae_count=500))
+    inputs = score_rule_inputs("R", "P", "fmnist", "vae", "unweighted", OOD_SETS)
+    assert inputs["vae"] == "R/vae.pt" and "ae" not in inputs and "flow" not in inputs and "stats" not in inputs
+    assert settings.score_job("vae") == job(batch_size=500, recon_sigma=None, iwae_samples=100, iwae_count=500,
+                                            vae_sigma=0.01)
+    assert settings.score_job("density").iwae_samples is None  # a new k reruns only `vae`
+    all_images = _settings(_config(iwae_count=None))
+    assert score_rule_runtime("vae", settings.ood) < score_rule_runtime("vae", all_images.ood)
 
 
 # ------------------------------------------------------------------------------------------------ Table 2, Fig. 5
@@ -316,8 +336,7 @@ def test_table2(tmp_path) -> None:
     files["eq12"] = files["density"]
     files["iwae"] = files["elbo"]
     ks = {"density": 64, "recon": 4, "eq12": 64, "eq12_map": 64, "laplace": 64, "elbo": 32, "iwae": 32}
-    settings = {"recon_sigma": "unweighted", "map_steps": 0, "map_lr": 0.01, "map_count": None,
-                "iwae_samples": 100, "iwae_count": 500, "vae_sigma": 0.01}
+    settings = job(batch_size=500, map_steps=0, map_lr=0.01, iwae_samples=100, iwae_count=500, vae_sigma=0.01)
     table = run_make_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, EXPERIMENT, log=lambda s: None)
     csv = pd.read_csv(tmp_path / "t.csv")
     assert list(dict.fromkeys(csv["row"])) == ["PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP",

@@ -13,6 +13,7 @@ from pae.science.flows import build_flow
 from pae.science.images import ImageError
 from pae.science.nets import VAE, AutoEncoder
 from pae.stages import baselines as stage_baselines
+from synthetic import flow_arch
 
 K = 4
 SHAPE = (1, 8, 8)
@@ -31,7 +32,7 @@ def ae() -> AutoEncoder:
 @pytest.fixture(scope="module")
 def flow():
     z = np.random.default_rng(0).normal(size=(128, K)).astype(np.float32) * 3 + 1
-    f = build_flow(K, FLOW_CFG, z, seed=0)
+    f = build_flow(K, flow_arch(K, FLOW_CFG), z, seed=0)
     with torch.no_grad():
         for p in f.parameters():
             p.add_(0.2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from pae.science import train
 from pae.science.nets import AutoEncoder
 from pae.science.train import NonFiniteLossError, TrainSettings, ae_loss, fit, learning_rate, rotate_batch
 from pae.science.vae import beta_vae_loss
+from pae.settings import Settings
 from pae.stages import train as stage_train
 
 SHAPE = (1, 8, 8)
@@ -37,11 +39,13 @@ def small_model(seed: int = 0, dropout: float = 0.2, cls=AutoEncoder) -> nn.Modu
     return cls(3, SHAPE, norm="batch", spectral_norm=True, dropout=dropout)
 
 
+PAPER = Settings.from_config({}).training("ae", 0)  # the paper's training settings (config/config.yaml)
+
+
 def settings(**over) -> dict:
     base = dict(epochs=2, batch_size=16, lr=1e-3, augmentation="rotate", rot_degrees=5.0, seed=3,
                 device="cpu", checkpoint_every=1, eval_batch_size=32)  # fmt: skip
-    base.update(over)
-    return base
+    return asdict(PAPER) | base | over
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -51,20 +55,20 @@ def test_settings_validation_names_the_key() -> None:
     with pytest.raises(ValueError, match="unknown training setting.*'lr_sched'"):
         TrainSettings.coerce({"epochs": 1, "batch_size": 2, "lr": 1e-3, "lr_sched": "step"})
     with pytest.raises(ValueError, match="'lr' = -1"):
-        TrainSettings.coerce({"epochs": 1, "batch_size": 2, "lr": -1})
+        TrainSettings.coerce(settings(lr=-1))
     with pytest.raises(ValueError, match="'lr_schedule'.*step, cosine"):
-        TrainSettings.coerce({"epochs": 1, "batch_size": 2, "lr": 1e-3, "lr_schedule": "linear"})
+        TrainSettings.coerce(settings(lr_schedule="linear"))
     with pytest.raises(ValueError, match=r"\['epochs'\] are required"):
-        TrainSettings.coerce({"batch_size": 2, "lr": 1e-3})
+        TrainSettings.coerce({k: v for k, v in settings().items() if k != "epochs"})
 
 
 def test_learning_rate_schedules() -> None:
-    step = TrainSettings(epochs=500, batch_size=64, lr=1e-3, lr_decay_at=0.8, lr_decay_factor=0.1)
+    step = replace(PAPER, epochs=500, batch_size=64, lr=1e-3, lr_decay_at=0.8, lr_decay_factor=0.1)
     # paper: 1e-3, reduced to 1e-4 after 400 epochs (10 steps per epoch here)
     assert learning_rate(step, 0, 10) == 1e-3
     assert learning_rate(step, 3999, 10) == 1e-3
     assert learning_rate(step, 4000, 10) == pytest.approx(1e-4)
-    cos = TrainSettings(epochs=4, batch_size=64, lr=1e-3, lr_schedule="cosine", lr_decay_factor=0.1)
+    cos = replace(PAPER, epochs=4, batch_size=64, lr=1e-3, lr_schedule="cosine", lr_decay_factor=0.1)
     assert learning_rate(cos, 0, 10) == pytest.approx(1e-3)
     assert learning_rate(cos, 20, 10) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
     assert learning_rate(cos, 40, 10) == pytest.approx(1e-4)
@@ -255,7 +259,7 @@ def test_train_ae_and_encode_ae(tmp_path) -> None:
         run / "ae.ckpt",
         3,
         net,
-        settings(epochs=2),
+        TrainSettings(**settings(epochs=2)),
         log=lambda s: None,
     )
     assert not (run / "ae.ckpt").exists()
@@ -281,5 +285,5 @@ def test_train_ae_and_encode_ae(tmp_path) -> None:
 def test_train_ae_missing_data(tmp_path) -> None:
     with pytest.raises(Exception, match="missing.npz does not exist"):
         stage_train.run_train_ae(tmp_path / "missing.npz", tmp_path / "ae.pt", tmp_path / "h.json", tmp_path / "ae.ckpt", 3,
-                       {}, settings(), log=lambda s: None)  # fmt: skip
+                       {}, TrainSettings(**settings()), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "ae.pt").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from torch.distributions import Normal, kl_divergence
 from pae.files.artifacts import load_model
 from pae.science import vae
 from pae.science.nets import VAE
-from pae.science.train import fit
+from pae.science.train import TrainSettings, fit
+from pae.settings import Settings
 from pae.stages import baselines as stage_baselines
 
 SHAPE = (1, 8, 8)
@@ -33,7 +35,7 @@ def settings(**over) -> dict:
     base = dict(
         epochs=2, batch_size=16, lr=1e-3, augmentation="rotate", seed=3, device="cpu", checkpoint_every=1
     )
-    return {**base, **over}
+    return asdict(Settings.from_config({}).training("vae", 0)) | base | over
 
 
 def write_dataset(path) -> None:
@@ -144,7 +146,7 @@ def test_train_vae_entry_point(tmp_path) -> None:
     objective = {"beta": 100.0, "capacity": 15.0, "capacity_steps": 4, "sigma": 0.1}
     net = {"norm": "batch", "spectral_norm": True, "dropout": 0.2}
     metrics = stage_baselines.run_train_vae(data, tmp_path / "betavae.pt", tmp_path / "betavae_metrics.json", tmp_path / "betavae.ckpt",
-                            3, net, objective, settings(epochs=2), log=lambda s: None)  # fmt: skip
+                            3, net, objective, TrainSettings(**settings(epochs=2)), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "betavae.ckpt").exists()
     model, meta = load_model(tmp_path / "betavae.pt")
     assert isinstance(model, VAE) and meta["objective"] == objective
@@ -158,7 +160,7 @@ def test_train_vae_entry_point(tmp_path) -> None:
     assert metrics["test_mse"] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="unknown key"):
         stage_baselines.run_train_vae(data, tmp_path / "v.pt", tmp_path / "v.json", tmp_path / "v.ckpt", 3, net,
-                      {**objective, "gamma": 1.0}, settings(), log=lambda s: None)  # fmt: skip
+                      {**objective, "gamma": 1.0}, TrainSettings(**settings()), log=lambda s: None)  # fmt: skip
     assert not (tmp_path / "v.pt").exists() and np.isfinite(metrics["val_mse"])
 
 

@@ -19,6 +19,7 @@ some, e.g. ``PAE(ae={"epochs": 100}, flow={"epochs": 50})``. One ``device`` serv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -32,6 +33,8 @@ import numpy as np
 
 from pae.config import ConfigError, deep_merge, paper_defaults, prepare_config
 from pae.science.images import ImageError, check_images, to_unit_float
+from pae.science.specs import TrainSettings
+from pae.settings import Settings
 
 FORMAT = "pae-api-v1"
 INFO_FILE = "model.json"
@@ -183,15 +186,14 @@ class _ImageModel:
             )
         return x
 
-    def _train_settings(self, epochs: int) -> dict[str, Any]:
-        ae, data = self.settings["ae"], self.settings["data"]
-        keys = ("batch_size", "lr", "lr_schedule", "lr_decay_at", "lr_decay_factor", "augmentation",
-                "rot_degrees", "checkpoint_every")
-        return {
-            "epochs": int(epochs), **{k: ae[k] for k in keys}, "scale": data["scale"],
-            "dequantize": data["dequantize"], "precision": self.settings["precision"],
-            "channels_last": self.settings["channels_last"], "seed": self.seed, "device": str(self.device),
-        }
+    @property
+    def typed(self) -> Settings:
+        """The model's settings as the workflow types them (`pae.settings.Settings`)."""
+        return Settings.from_config(self.settings, validate=False)
+
+    def _training(self) -> TrainSettings:
+        """The AE's training settings (`ae` section; a VAE's ae.epochs defaults to vae.epochs) on this device."""
+        return dataclasses.replace(self.typed.training("ae", self.seed), device=str(self.device))
 
     def _prepare(self, x_train: Any, x_valid: Any, valid_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         xt = as_images(x_train, "x_train")
@@ -211,11 +213,11 @@ class _ImageModel:
         self.image_shape = tuple(int(s) for s in xt.shape[1:])  # type: ignore[assignment]
         return xt, xv
 
-    def _fit_net(self, net: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray, epochs: int) -> list[dict]:
-        from pae.science.train import fit
+    def _train(self, build: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray) -> tuple[Any, list[dict]]:
+        from pae.science.train import train_model
 
         with _progress(self.verbose):
-            return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log if self.verbose else _quiet)
+            return train_model(build, loss_fn, xt, xv, self._training(), None, self._log if self.verbose else _quiet)
 
     # -- common public methods ---------------------------------------------------------------------------
     def encode(self, x: Any, batch_size: int = 500) -> np.ndarray:
@@ -333,34 +335,18 @@ class PAE(_ImageModel):
         fraction `valid_fraction` (the paper's 1/6) of x_train, drawn with data.split_seed, validates: it
         gives the AE's validation MSE, the flow's best epoch and the pixel-wise σ of Eq. 8. Returns self.
         """
-        from pae.science.flows import build_flow, train_flow
+        from pae.science.flows import fit_flow
         from pae.science.nets import AutoEncoder
-        from pae.science.runtime import seed_everything
-        from pae.science.train import ae_loss, encode, pixel_sigma
+        from pae.science.train import ae_loss, encode_splits
 
         xt, xv = self._prepare(x_train, x_valid, valid_fraction)
-        ae_cfg, flow_cfg = self.settings["ae"], self.settings["flow"]
-        width = 2 if ae_cfg["encoder_outputs"] == "2K" else 1
-        net = {k: ae_cfg[k] for k in ("norm", "spectral_norm", "dropout")}
-        net["encoder_outputs"] = width * self.latent_dim
+        S, K = self.typed, self.latent_dim
         t0 = time.perf_counter()
-        seed_everything(self.seed)  # weight initialisation, as the workflow's train_ae
-        model = AutoEncoder(self.latent_dim, self.image_shape, **net)
-        n_params = sum(p.numel() for p in model.parameters())
-        self._log(f"AutoEncoder K={self.latent_dim} on {len(xt)} images {self.image_shape}: {n_params} parameters, "
-                  f"{ae_cfg['epochs']} epochs, device {self.device}")
-        ae_history = self._fit_net(model, ae_loss, xt, xv, ae_cfg["epochs"])
+        model, ae_history = self._train(lambda shape: AutoEncoder(K, shape, **S.ae.net(K)), ae_loss, xt, xv)
         self.net = model.eval()
-        z_train = encode(model, xt, self.scale, 500, self.device)
-        z_valid = encode(model, xv, self.scale, 500, self.device)
-        if not (np.isfinite(z_train).all() and np.isfinite(z_valid).all()):
-            raise FloatingPointError("the auto-encoder produced non-finite latents; lower ae={'lr': ...}")
-        self.sigma = pixel_sigma(model, xv, self.scale, 500, self.device)
-        seed_everything(self.seed)  # as the workflow's train_flow
-        flow = build_flow(self.latent_dim, flow_cfg, z_train, seed=self.seed)
-        self._log(f"flow: {flow.kind}, K={self.latent_dim}, {flow_cfg['epochs']} epochs, device {self.device}")
-        flow_history = train_flow(flow, z_train, z_valid, flow_cfg, seed=self.seed, device=self.device,
-                                  log=self._log if self.verbose else _quiet)
+        latents, self.sigma = encode_splits(model, {"train": xt, "valid": xv}, self.scale, 500, self.device)
+        flow, flow_history = fit_flow(latents["z_train"], latents["z_valid"], S.flow.architecture(K), S.flow.training,
+                                      self.seed, self.device, log=self._log if self.verbose else _quiet)
         self.flow = flow.eval()
         self.history = {"ae": ae_history, "flow": flow_history, "seconds": time.perf_counter() - t0}
         return self
@@ -434,7 +420,7 @@ class PAE(_ImageModel):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         save_model(folder / "ae.pt", self.net, {"latent_dim": self.latent_dim,
-                                                "settings": self._train_settings(self.settings["ae"]["epochs"])})
+                                                "settings": dataclasses.asdict(self._training())})
         save_flow(folder / "flow.pt", self.flow, {"seed": self.seed})
         if self.sigma is not None:
             save_npz(folder / "ae_stats.npz", sigma=self.sigma)
@@ -517,20 +503,16 @@ class VAE(_ImageModel):
     def fit(self, x_train: Any, x_valid: Any = None, valid_fraction: float = VALID_FRACTION) -> VAE:
         """Train on (the negative of) Eq. 15 with one reparameterised sample per image; returns self."""
         from pae.science.nets import VAE as VAENet
-        from pae.science.runtime import seed_everything
         from pae.science.vae import beta_vae_loss
 
         xt, xv = self._prepare(x_train, x_valid, valid_fraction)
         o = self.objective
         loss_fn = beta_vae_loss(float(o["beta"]), float(o["capacity"]), int(o["capacity_steps"]), float(o["sigma"]))
-        ae_cfg = self.settings["ae"]
-        seed_everything(self.seed)
-        model = VAENet(self.latent_dim, self.image_shape, **{k: ae_cfg[k] for k in ("norm", "spectral_norm", "dropout")})
-        self._log(f"{type(self).__name__} K={self.latent_dim} {o} on {len(xt)} images {self.image_shape}, "
-                  f"{ae_cfg['epochs']} epochs, device {self.device}")
+        layers, K = self.typed.ae.layers, self.latent_dim
+        self._log(f"{type(self).__name__} K={K} {o}, device {self.device}")
         t0 = time.perf_counter()
-        self.history = {"vae": self._fit_net(model, loss_fn, xt, xv, ae_cfg["epochs"])}
-        self.history["seconds"] = time.perf_counter() - t0
+        model, history = self._train(lambda shape: VAENet(K, shape, **layers), loss_fn, xt, xv)
+        self.history = {"vae": history, "seconds": time.perf_counter() - t0}
         self.net = model.eval()
         return self
 
@@ -568,7 +550,8 @@ class VAE(_ImageModel):
         if kind == "recon":
             from pae.science.scores import image_scores
 
-            return image_scores(self.net, x, ("recon",), self.scale, batch_size=bs, log=None)["recon"]
+            return image_scores(self.net, x, ("recon",), self.scale, recon_sigma="unweighted", batch_size=bs,
+                                log=None)["recon"]  # a VAE has no Eq. 8 σ
         from pae.science.images import to_model_input
         from pae.science.vae import vae_scores
 

@@ -239,12 +239,12 @@ def cmd_fid(args: argparse.Namespace) -> None:
         if not Path(args.classifier).is_file():
             raise UsageError(f"{args.classifier}: no such file (--classifier)")
         scale = paper_defaults("data")["scale"]  # the classifier's inputs are x/scale - 0.5, as in the workflow
-        extractors, status, _ = build_extractors(args.classifier, None, args.normalize, scale, device)
+        extractors, status, _ = build_extractors(args.classifier, None, args.normalize, scale, device, False)
     else:
         source = _inception_source(args)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # its "unavailable" note; we raise our own line
-                extractors, status, _ = build_extractors(None, source, args.normalize, 255, device)
+                extractors, status, _ = build_extractors(None, source, args.normalize, 255, device, False)
         except FileNotFoundError as err:
             raise UsageError(str(err).replace("config key 'fid.inception_weights'", "--inception-weights")) from err
         if "inception" not in extractors:

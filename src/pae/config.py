@@ -230,19 +230,49 @@ def coerce_types(
     return out
 
 
+def fill_defaults(config: Mapping[str, Any], schema: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of `config` with every key the schema gives a default filled in where it is missing, sections
+    included, so a config that names only what it changes is complete.
+
+    (Snakemake's `snakemake.utils.validate(..., set_default=True)` fills a default only inside a section
+    the config already has, stops at the first error, and needs a running workflow for relative schema
+    paths; the library and the `pae` command must also work without Snakemake. Hence this walker.)
+    """
+    root = _load_schema(schema)
+
+    def fill(value: Any, sub: Mapping[str, Any]) -> Any:
+        sub = _resolve(sub, root)
+        props = sub.get("properties")
+        if not props or not isinstance(value, Mapping):
+            return copy.deepcopy(value)
+        out = {k: copy.deepcopy(v) for k, v in value.items()}
+        for name, child in props.items():
+            child = _resolve(child, root)
+            if name in out:
+                out[name] = fill(out[name], child)
+            elif "default" in child:
+                out[name] = copy.deepcopy(child["default"])
+            elif child.get("properties"):
+                out[name] = fill({}, child)
+        return out
+
+    return fill(config, root)
+
+
 def prepare_config(
     config: dict[str, Any],
     schema: str | Path | Mapping[str, Any] | None = None,
     base: Mapping[str, Any] | None = None,
     fix: str = WORKFLOW_FIX,
 ) -> dict[str, Any]:
-    """Coerce `--config` strings (:func:`coerce_types`) *in place* and validate; returns `config`.
+    """Coerce `--config` strings (:func:`coerce_types`), fill the schema's defaults (:func:`fill_defaults`)
+    and validate, *in place*; returns `config`.
 
     Called by workflow/rules/common.smk on Snakemake's `config` object (hence in place).
     """
-    coerced = coerce_types(config, schema, base)
+    completed = fill_defaults(coerce_types(config, schema, base), schema)
     config.clear()
-    config.update(coerced)
+    config.update(completed)
     validate_config(config, schema, fix)
     return config
 

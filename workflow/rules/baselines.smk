@@ -15,19 +15,18 @@ rule train_vae:
     benchmark:
         f"{BENCH}/train_vae/{{dataset}}_K{{K}}_seed{{seed}}_{{vaemodel}}.tsv"
     wildcard_constraints:
-        vaemodel="|".join(config["vae"]["models"]),
+        vaemodel="|".join(S.vae.models),
     conda:
         ENV
-    threads: config["threads"]["train"]
+    threads: S.threads.train
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("vae"),
         gpu=1,
     params:
-        net=AE_NET,
-        objective=lambda wildcards: config["vae"]["models"][wildcards.vaemodel],
-        settings=train_settings("vae"),
-        device=config["device"],
+        net=S.ae.layers,
+        objective=lambda wildcards: S.vae.models[wildcards.vaemodel],
+        settings=training_params("vae"),
     script:
         "../scripts/train_vae.py"
 
@@ -45,16 +44,16 @@ rule sample_model:
         f"{BENCH}/sample_model/{{dataset}}_K{{K}}_seed{{seed}}_{{model}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=4000,
         runtime=30,
     params:
-        n_samples=config["samples"]["count"],
+        n_samples=S.samples.count,
         temperature=lambda wildcards: (
-            config["samples"]["temperature"] if wildcards.model == "pae" else 1.0
+            S.samples.temperature if wildcards.model == "pae" else 1.0
         ),
-        scale=config["data"]["scale"],
-        device=config["device"],
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/sample_model.py"

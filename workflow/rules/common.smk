@@ -1,14 +1,19 @@
-"""Shared helpers: config validation, path patterns, target lists."""
+"""Shared helpers: config validation, typed settings, path patterns, target lists."""
+
+import dataclasses
 
 import pae.stages.rules as pae_rules
-from pae.science.catalog import MODELS, SAMPLE_KINDS
 from pae.config import prepare_config
+from pae.science.catalog import MODELS, SAMPLE_KINDS
+from pae.settings import Settings
 
-# --config values arrive as strings (seeds=[0,1] -> ['0', '1']): type them by the schema, then validate.
+# --config values arrive as strings (seeds=[0,1] -> ['0', '1']): type them by the schema, fill the schema's
+# defaults, validate; then the typed settings S are what every rule reads.
 prepare_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+S = Settings.from_config(config, validate=False)
 
-OUT = config["outdir"]
-DATA_DIR = config["data"]["dir"]
+OUT = S.outdir
+DATA_DIR = S.data.dir
 PROCESSED = f"{DATA_DIR}/processed"
 LOGS = f"{OUT}/logs"
 BENCH = f"{OUT}/benchmarks"
@@ -16,13 +21,13 @@ ENV = "../envs/pae.yaml"
 
 # One folder per trained configuration: dataset / latent size K / seed.
 RUN = f"{OUT}/{{dataset}}/K{{K}}/seed{{seed}}"
-SEEDS = config["seeds"]
+SEEDS = S.seeds
 
 # Every dataset a rule may name (built-ins + config `datasets`), checked; the ones `all` trains; the OoD
 # experiment of Table 2 (in-distribution dataset and its OoD sets, each a dataset's test split or a flip).
-REGISTRY = pae_rules.dataset_registry(config)
-TRAINED = pae_rules.trained_datasets(config)
-OOD_SETS = pae_rules.ood_sets(config)
+REGISTRY = pae_rules.dataset_registry(S)
+TRAINED = pae_rules.trained_datasets(S)
+OOD_SETS = pae_rules.ood_sets(S)
 OOD_NAMES = [s["name"] for s in OOD_SETS]
 
 
@@ -39,7 +44,7 @@ def classifier_of(dataset):
     unlabelled dataset, which then gets no domain FID."""
     if not pae_rules.has_labels(REGISTRY[dataset]):
         return []
-    seed = config["fid"]["classifier_seed"]
+    seed = S.fid.classifier_seed
     return f"{OUT}/{dataset}/classifier/seed{seed}/classifier.pt"
 
 
@@ -50,7 +55,7 @@ DATA_FILES = [f"{PROCESSED}/{d}.npz" for d in TRAINED] + [
 TRAINED_FILES = [
     f"{RUN}/flow.pt".format(dataset=d, K=K, seed=s)
     for d in TRAINED
-    for K in config["ae"]["latent_dims"]
+    for K in S.ae.latent_dims
     for s in SEEDS
 ]
 # Each table: tidy CSV, Markdown rendering, and its provenance record (commit, config hash, versions, times).
@@ -74,46 +79,24 @@ FIG6_FILES = [f"{OUT}/figures/fig6.{ext}" for ext in ["png", "pdf"]] + [
 FIG4_FILES = [f"{OUT}/figures/fig4.{ext}" for ext in ["png", "pdf"]]
 
 
-# ---- training settings shared by train_ae (train.smk) and train_vae (baselines.smk) --------------------
-# Run-time knobs that do not change the result are read by the scripts from the config, not passed as
-# params, so changing them reruns nothing: ae.checkpoint_every and channels_last.
+# ---- params ----------------------------------------------------------------------------------------
+# Snakemake compares only plain values (dicts, lists, numbers, strings) of params to decide what reruns, so
+# typed settings reach the rules as dicts (as_param) and the scripts rebuild them.
 
 
-def train_settings(epochs_key):
-    """fit() settings shared by the AE and the VAE baselines (paper: "same training procedure")."""
-
-    def settings(wildcards):
-        ae = config["ae"]
-        return {
-            "epochs": config[epochs_key]["epochs"],
-            **{
-                key: ae[key]
-                for key in (
-                    "batch_size",
-                    "lr",
-                    "lr_schedule",
-                    "lr_decay_at",
-                    "lr_decay_factor",
-                    "augmentation",
-                    "rot_degrees",
-                )
-            },
-            "scale": config["data"]["scale"],
-            "dequantize": config["data"]["dequantize"],
-            "precision": config["precision"],
-            "seed": int(wildcards.seed),
-        }
-
-    return settings
+def as_param(settings):
+    return dataclasses.asdict(settings)
 
 
-AE_NET = {key: config["ae"][key] for key in ("norm", "spectral_norm", "dropout")}
+def training_params(network):
+    """The training trajectory of train_ae / train_vae (the scripts build the whole TrainSettings with
+    S.training: device, channels_last and checkpoint_every do not change the result, so they rerun nothing)."""
+    return lambda wildcards: S.training(network, int(wildcards.seed)).trajectory()
 
 
-def ae_net(wildcards):
-    """AE_NET plus the encoder width (ae.encoder_outputs: K, or the original's 2K)."""
-    factor = 2 if config["ae"]["encoder_outputs"] == "2K" else 1
-    return AE_NET | {"encoder_outputs": factor * int(wildcards.K)}
+def flow_params(wildcards):
+    """The flow of this K (RealNVP or NSF), so e.g. an NSF change reruns only the NSF flows."""
+    return as_param(S.flow.architecture(int(wildcards.K)))
 
 
 def train_mem_mb(wildcards):
@@ -126,16 +109,10 @@ def train_runtime(epochs_key):
 
     def runtime(wildcards):
         entry = REGISTRY[wildcards.dataset]
-        return pae_rules.train_resources(entry, config[epochs_key]["epochs"])["runtime"]
+        epochs = S.vae.epochs if epochs_key == "vae" else S.ae.epochs
+        return pae_rules.train_resources(entry, epochs)["runtime"]
 
     return runtime
-
-
-def train_flow_params(wildcards):
-    """Only the flow.* keys that matter for this K, so e.g. an NSF change reruns only the NSF flows."""
-    from pae.science.flows import flow_config_for
-
-    return flow_config_for(int(wildcards.K), config["flow"])
 
 
 def sample_model_inputs(wildcards):

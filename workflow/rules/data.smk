@@ -68,7 +68,7 @@ rule preprocess_dataset:
         f"{BENCH}/preprocess_dataset/{{dataset}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=lambda wc: 24000 if REGISTRY[wc.dataset]["kind"] == "celeba" else 4000,
         runtime=lambda wc: 60 if REGISTRY[wc.dataset]["kind"] == "celeba" else 10,

@@ -9,11 +9,11 @@ file later reruns exactly the FID jobs.
 
 from pae.files.artifacts import inception_weights_source
 
-FID_CFG = config["fid"]
-FID_DATASET = config["fid"]["dataset"]  # Table 1, Fig. 2 and Fig. 3 (paper: F-MNIST)
-pae_rules.training_dataset(config, FID_DATASET, "fid.dataset")
+FID_CFG = S.fid
+FID_DATASET = S.fid.dataset  # Table 1, Fig. 2 and Fig. 3 (paper: F-MNIST)
+pae_rules.training_dataset(S, FID_DATASET, "fid.dataset")
 INCEPTION_SOURCE = inception_weights_source(
-    FID_CFG["inception_weights"], FID_CFG["inception_download"]
+    FID_CFG.inception_weights, FID_CFG.inception_download
 )
 USE_INCEPTION = not INCEPTION_SOURCE.startswith("unavailable")
 CLASSIFIER_DIR = f"{OUT}/{{dataset}}/classifier/seed{{seed}}"
@@ -21,16 +21,10 @@ FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
 
 
 # Everything the FID numbers depend on (a changed value reruns the FID jobs).
-FID_SETTINGS = {
-    "batch_size": FID_CFG["batch_size"],
-    "normalize": FID_CFG["normalize"],
-    "scale": config["data"]["scale"],
-    "count": config["samples"]["count"],
-    "channels_last": config["channels_last"],
-}
+FID_SETTINGS = as_param(S.fid_job)
 # Minutes for two 10k-image sets: Inception on 2 CPU cores costs ≈ 0.15 s per image (measured-here.md).
 FID_RUNTIME = 30 + (
-    int(2 * config["samples"]["count"] * 0.15 / 60) if USE_INCEPTION else 0
+    int(2 * S.samples.count * 0.15 / 60) if USE_INCEPTION else 0
 )
 
 
@@ -47,15 +41,15 @@ rule train_classifier:
         f"{BENCH}/train_classifier/{{dataset}}_seed{{seed}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=4000,
         runtime=60,
         gpu=1,
     params:
-        epochs=FID_CFG["classifier_epochs"],
-        scale=config["data"]["scale"],
-        device=config["device"],
+        epochs=FID_CFG.classifier_epochs,
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/train_classifier.py"
 
@@ -74,7 +68,7 @@ rule fid_reference:
         f"{BENCH}/fid_reference/{{dataset}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
@@ -82,7 +76,7 @@ rule fid_reference:
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,
-        device=config["device"],
+        device=S.device,
     script:
         "../scripts/fid_reference.py"
 
@@ -113,7 +107,7 @@ rule fid_scores:
         model="|".join(MODELS),
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
@@ -121,7 +115,7 @@ rule fid_scores:
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,
-        device=config["device"],
+        device=S.device,
     script:
         "../scripts/fid_scores.py"
 
@@ -131,9 +125,9 @@ TABLE1_SCORES = [
     f"{RUN}/fid/{m}.json".format(
         dataset=FID_DATASET,
         K=(
-            config["vae"]["latent_dim"]
+            S.vae.latent_dim
             if m in ("vae", "betavae")
-            else FID_CFG["table1_K"]
+            else FID_CFG.table1_K
         ),
         seed=s,
     )
@@ -173,7 +167,7 @@ rule write_table1:
         runtime=10,
     params:
         dataset=FID_DATASET,
-        K=FID_CFG["table1_K"],
-        vae_K=config["vae"]["latent_dim"],
+        K=FID_CFG.table1_K,
+        vae_K=S.vae.latent_dim,
     script:
         "../scripts/table1.py"

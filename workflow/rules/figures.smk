@@ -1,8 +1,8 @@
 """Rules of the figures stage: Figs. 2 and 3 on fid.dataset, Fig. 5 on ood.in_dataset against ood.fig5_set,
 Fig. 4 on fig4.dataset."""
 
-FIG5_K = config["ood"]["fig5_K"]
-FIG5_SET = OOD_BY_NAME[config["ood"]["fig5_set"]]
+FIG5_K = S.ood.fig5_K
+FIG5_SET = OOD_BY_NAME[S.ood.fig5_set]
 LABELS = {
     "fmnist": "F-MNIST",
     "mnist": "MNIST",
@@ -46,7 +46,7 @@ rule fig5:
         f"{BENCH}/fig5.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=2000,
         runtime=15,
@@ -54,12 +54,12 @@ rule fig5:
         stem=lambda wc, output: os.path.splitext(output.png)[0],
         ks=FIG5_K,
         seeds=SEEDS,
-        fn_rate=config["ood"]["fn_rate"],
-        scale=config["data"]["scale"],
+        fn_rate=S.ood.fn_rate,
+        scale=S.data.scale,
         n_images=8,
         ood=FIG5_SET["name"],
         labels=[LABELS.get(OOD_DATASET, OOD_DATASET), FIG5_SET["label"]],
-        device=config["device"],
+        device=S.device,
     script:
         "../scripts/fig5.py"
 
@@ -68,11 +68,11 @@ FIG_SAMPLES = (
     f"{RUN}/samples/{{model}}.npz"  # Fig. 2 and Fig. 3: fid.dataset, first seed
 )
 FIG2_PANELS = {  # title → (sample set, K); the VAE baselines live at K = vae.latent_dim
-    "AE": ("ae", config["fid"]["table1_K"]),
-    "VAE": ("vae", config["vae"]["latent_dim"]),
-    "β-VAE": ("betavae", config["vae"]["latent_dim"]),
-    "PAE": ("pae", config["fid"]["table1_K"]),
-    "reconstructions (test)": ("recon", config["fid"]["table1_K"]),
+    "AE": ("ae", S.fid.table1_K),
+    "VAE": ("vae", S.vae.latent_dim),
+    "β-VAE": ("betavae", S.vae.latent_dim),
+    "PAE": ("pae", S.fid.table1_K),
+    "reconstructions (test)": ("recon", S.fid.table1_K),
 }
 
 
@@ -98,7 +98,7 @@ rule fig2:
         f"{BENCH}/fig2.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=2000,
         runtime=10,
@@ -114,11 +114,11 @@ rule fig3:
     input:
         samples=[
             FIG_SAMPLES.format(dataset=FID_DATASET, K=K, seed=SEEDS[0], model="pae")
-            for K in config["fid"]["fig3_K"]
+            for K in S.fid.fig3_K
         ],
         scores=[
             f"{RUN}/fid/pae.json".format(dataset=FID_DATASET, K=K, seed=SEEDS[0])
-            for K in config["fid"]["fig3_K"]
+            for K in S.fid.fig3_K
         ],
     output:
         png=report(
@@ -134,19 +134,19 @@ rule fig3:
         f"{BENCH}/fig3.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        ks=config["fid"]["fig3_K"],
+        ks=S.fid.fig3_K,
         n_images=64,
     script:
         "../scripts/fig3.py"
 
 
-FIG4 = config["fig4"]
-FIG4_RUN = RUN.format(dataset=FIG4["dataset"], K=FIG4["K"], seed=SEEDS[0])
+FIG4 = S.fig4
+FIG4_RUN = RUN.format(dataset=FIG4.dataset, K=FIG4.K, seed=SEEDS[0])
 
 
 rule make_fig4:
@@ -155,7 +155,7 @@ rule make_fig4:
     """
     input:
         samples=f"{FIG4_RUN}/samples/pae.npz",
-        data=f"{PROCESSED}/{FIG4['dataset']}.npz",
+        data=f"{PROCESSED}/{FIG4.dataset}.npz",
         ae=f"{FIG4_RUN}/ae.pt",
         flow=f"{FIG4_RUN}/flow.pt",
         fid_pae=f"{FIG4_RUN}/fid/pae.json",
@@ -174,16 +174,16 @@ rule make_fig4:
         f"{BENCH}/fig4.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=4000,
         runtime=15,
     params:
         stem=lambda wc, output: os.path.splitext(output.png)[0],
-        n_samples=FIG4["n_samples"],
-        n_pairs=FIG4["n_pairs"],
-        n_steps=FIG4["n_steps"],
-        scale=config["data"]["scale"],
-        device=config["device"],
+        n_samples=FIG4.n_samples,
+        n_pairs=FIG4.n_pairs,
+        n_steps=FIG4.n_steps,
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/fig4.py"

@@ -8,11 +8,9 @@ Table 2 asks for each part only at the K its rows (ood.rows) use.
 
 import pae.stages.rules as pae_rules
 
-OOD_DATASET = config["ood"]["in_dataset"]  # Table 2 and Fig. 5 (paper: fmnist)
-OOD_CFG = config["ood"]
+OOD_DATASET = S.ood.in_dataset  # Table 2 and Fig. 5 (paper: fmnist)
+OOD_CFG = S.ood
 OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
-# the plain VAE's decoder σ (vae.models.vae.sigma), for the ELBO and IWAE rows
-VAE_SIGMA = config["vae"]["models"].get("vae", {}).get("sigma")
 
 
 rule ood_scores:
@@ -27,7 +25,7 @@ rule ood_scores:
                 PROCESSED,
                 wc.dataset,
                 wc.part,
-                OOD_CFG["recon_sigma"],
+                OOD_CFG.recon_sigma,
                 OOD_NAMES,
             )
         ),
@@ -41,24 +39,22 @@ rule ood_scores:
         part="recon|density|map|vae",
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=4000,
         runtime=lambda wc: pae_rules.score_rule_runtime(wc.part, OOD_CFG),
     params:
-        settings=lambda wc: pae_rules.score_rule_settings(
-            wc.part, OOD_CFG, config["data"]["scale"], VAE_SIGMA
-        ),
+        settings=lambda wc: as_param(S.score_job(wc.part)),
         sets=OOD_NAMES,
-        device=config["device"],
+        device=S.device,
     script:
         "../scripts/ood_scores.py"
 
 
 # Table 2 rows of ood.rows (score keys; labels and definitions in pae.stages.ood.TABLE2_ROWS) → (part, K), and
 # their score files (one per seed). No MAP file at all when ood.map_steps is 0: that row is "not run".
-TABLE2_PLAN = pae_rules.table2_plan(config)
-TABLE2_INPUT = pae_rules.table2_inputs(config, OOD_SCORES, OOD_DATASET, SEEDS)
+TABLE2_PLAN = pae_rules.table2_plan(S)
+TABLE2_INPUT = pae_rules.table2_inputs(S, OOD_SCORES, OOD_DATASET, SEEDS)
 
 
 rule make_table2:
@@ -88,19 +84,7 @@ rule make_table2:
     params:
         rows=list(TABLE2_PLAN),
         ks={row: K for row, (_, K) in TABLE2_PLAN.items()},
-        settings={
-            k: OOD_CFG[k]
-            for k in (
-                "recon_sigma",
-                "map_steps",
-                "map_lr",
-                "map_count",
-                "laplace_count",
-                "iwae_samples",
-                "iwae_count",
-            )
-        }
-        | {"scale": config["data"]["scale"], "vae_sigma": VAE_SIGMA},
-        experiment=pae_rules.table2_experiment(config),
+        settings=as_param(S.score_job("table2")),
+        experiment=pae_rules.table2_experiment(S),
     script:
         "../scripts/table2.py"

@@ -8,44 +8,32 @@ consistency needs the dataset's CNN classifier (rule train_classifier, workflow/
 
 import pae.stages.rules as pae_rules
 
-POST_CFG = config["posterior"]
-POST_RUN = RUN.format(dataset=POST_CFG["dataset"], K=POST_CFG["K"], seed=SEEDS[0])
+POST_CFG = S.posterior
+POST_RUN = RUN.format(dataset=POST_CFG.dataset, K=POST_CFG.K, seed=SEEDS[0])
 POSTERIOR_NPZ = f"{RUN}/posterior/{{corruption}}_{{space}}.npz"
 POST_SPACES = ["u", "z"]
-POST_SETTINGS = {
-    key: POST_CFG[key]
-    for key in (
-        "random_starts",
-        "encoder_start",
-        "lr_stages",
-        "steps_per_stage",
-        "anneal_max",
-        "merge_distance",
-        "n_samples",
-        "batch_size",
-    )
-}
+POST_SETTINGS = as_param(POST_CFG.search)  # Eq. 9-14: starts, Adam stages, annealing, merging, samples
 for _key, _names in (
-    ("posterior.run", POST_CFG["run"]),
-    ("posterior.fig6_examples", [e["corruption"] for e in POST_CFG["fig6_examples"]]),
+    ("posterior.run", POST_CFG.run),
+    ("posterior.fig6_examples", [e["corruption"] for e in POST_CFG.fig6_examples]),
 ):
-    _unknown = [c for c in _names if c not in POST_CFG["corruptions"]]
+    _unknown = [c for c in _names if c not in POST_CFG.corruptions]
     if _unknown:
         raise ValueError(
             f"config key {_key} names {_unknown}, which posterior.corruptions does not define "
-            f"(defined: {sorted(POST_CFG['corruptions'])})"
+            f"(defined: {sorted(POST_CFG.corruptions)})"
         )
 
 
 POST_FILE = {  # (corruption, space) → posterior file of the analysed run (first seed)
     (c, sp): POSTERIOR_NPZ.format(
-        dataset=POST_CFG["dataset"],
-        K=POST_CFG["K"],
+        dataset=POST_CFG.dataset,
+        K=POST_CFG.K,
         seed=SEEDS[0],
         corruption=c,
         space=sp,
     )
-    for c in POST_CFG["corruptions"]
+    for c in POST_CFG.corruptions
     for sp in POST_SPACES
 }
 
@@ -67,23 +55,23 @@ rule posterior:
     benchmark:
         f"{BENCH}/posterior/{{dataset}}_K{{K}}_seed{{seed}}_{{corruption}}_{{space}}.tsv"
     wildcard_constraints:
-        corruption="|".join(sorted(POST_CFG["corruptions"], key=len, reverse=True)),
+        corruption="|".join(sorted(POST_CFG.corruptions, key=len, reverse=True)),
         space="u|z",
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.posterior.threads
     resources:
         mem_mb=6000,
-        runtime=pae_rules.posterior_runtime(POST_CFG["n_images"], POST_SETTINGS),
+        runtime=pae_rules.posterior_runtime(POST_CFG.n_images, POST_SETTINGS),
         gpu=1,
     params:
-        corruption=lambda wc: POST_CFG["corruptions"][wc.corruption],
+        corruption=lambda wc: POST_CFG.corruptions[wc.corruption],
         settings=POST_SETTINGS,
-        n_images=POST_CFG["n_images"],
-        seed=POST_CFG["seed"],
-        sigma_floor=POST_CFG["sigma_floor"],
-        scale=config["data"]["scale"],
-        device=config["device"],
+        n_images=POST_CFG.n_images,
+        seed=POST_CFG.seed,
+        sigma_floor=POST_CFG.sigma_floor,
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/posterior.py"
 
@@ -93,10 +81,10 @@ rule posterior_metrics:
     corruption for the u-space posterior and the two baselines (z-space N(0, I), plain AE).
     """
     input:
-        posterior=[POST_FILE[c, s] for c in POST_CFG["run"] for s in POST_SPACES],
+        posterior=[POST_FILE[c, s] for c in POST_CFG.run for s in POST_SPACES],
         ae=f"{POST_RUN}/ae.pt",
         stats=f"{POST_RUN}/ae_stats.npz",
-        classifier=classifier_of(POST_CFG["dataset"]),
+        classifier=classifier_of(POST_CFG.dataset),
     output:
         csv=report(
             f"{OUT}/posterior_metrics.csv",
@@ -111,22 +99,22 @@ rule posterior_metrics:
         f"{BENCH}/posterior_metrics.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.posterior.threads
     resources:
         mem_mb=6000,
         runtime=60,
     params:
-        corruptions=POST_CFG["run"],
+        corruptions=POST_CFG.run,
         spaces=POST_SPACES,
-        sigma_floor=POST_CFG["sigma_floor"],
-        scale=config["data"]["scale"],
-        device=config["device"],
+        sigma_floor=POST_CFG.sigma_floor,
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/posterior_metrics.py"
 
 
 FIG6_CORRUPTIONS = list(
-    dict.fromkeys(e["corruption"] for e in POST_CFG["fig6_examples"])
+    dict.fromkeys(e["corruption"] for e in POST_CFG.fig6_examples)
 )
 
 
@@ -135,7 +123,7 @@ rule make_fig6:
     of the first masked example's posterior; its posterior samples without and with the mask.
     """
     input:
-        posterior=[POST_FILE[c, POST_CFG["space"]] for c in FIG6_CORRUPTIONS],
+        posterior=[POST_FILE[c, POST_CFG.space] for c in FIG6_CORRUPTIONS],
         ae=f"{POST_RUN}/ae.pt",
     output:
         png=report(
@@ -151,15 +139,15 @@ rule make_fig6:
         f"{BENCH}/fig6.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.posterior.threads
     resources:
         mem_mb=2000,
         runtime=10,
     params:
         stem=lambda wc, output: os.path.splitext(output.png)[0],
-        examples=POST_CFG["fig6_examples"],
+        examples=POST_CFG.fig6_examples,
         corruptions=FIG6_CORRUPTIONS,
-        seed=POST_CFG["seed"],
-        device=config["device"],
+        seed=POST_CFG.seed,
+        device=S.device,
     script:
         "../scripts/fig6.py"

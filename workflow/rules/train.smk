@@ -16,15 +16,14 @@ rule train_ae:
         f"{BENCH}/train_ae/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["train"]
+    threads: S.threads.train
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("ae"),
         gpu=1,
     params:
-        net=ae_net,
-        settings=train_settings("ae"),
-        device=config["device"],
+        net=lambda wildcards: S.ae.net(int(wildcards.K)),
+        settings=training_params("ae"),
     script:
         "../scripts/train_ae.py"
 
@@ -44,13 +43,13 @@ rule encode_ae:
         f"{BENCH}/encode_ae/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["eval"]
+    threads: S.threads.eval
     resources:
         mem_mb=train_mem_mb,
         runtime=60,
     params:
-        scale=config["data"]["scale"],
-        device=config["device"],
+        scale=S.data.scale,
+        device=S.device,
     script:
         "../scripts/encode_ae.py"
 
@@ -71,13 +70,14 @@ rule train_flow:
         f"{BENCH}/train_flow/{{dataset}}_K{{K}}_seed{{seed}}.tsv"
     conda:
         ENV
-    threads: config["threads"]["flow"]
+    threads: S.threads.flow
     resources:
         mem_mb=4000,
         runtime=240,
         gpu=1,
     params:
-        flow=train_flow_params,
-        device=config["device"],
+        arch=flow_params,
+        training=as_param(S.flow.training),
+        device=S.device,
     script:
         "../scripts/train_flow.py"

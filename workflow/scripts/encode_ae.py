@@ -12,5 +12,6 @@ with redirect_output(snakemake.log[0]):
         stats_path=snakemake.output.stats,
         metrics_path=snakemake.output.metrics,
         scale=snakemake.params.scale,
+        batch_size=500,  # evaluation batches: no setting, they do not change the result
         device=snakemake.params.device,
     )

@@ -1,6 +1,7 @@
 """Rule fid_scores: sample / reconstruction FIDs and reconstruction errors of one model."""
 
 from pae.files.io import redirect_output
+from pae.settings import FidJob
 from pae.stages.fid import run_fid_scores
 
 with redirect_output(snakemake.log[0]):
@@ -12,8 +13,10 @@ with redirect_output(snakemake.log[0]):
         classifier_path=snakemake.input.get("classifier") or None,
         inception_source=snakemake.params.inception,
         out=snakemake.output[0],
-        settings={**snakemake.params.settings, **dict(snakemake.wildcards.items()),
-                  "device": snakemake.params.device, "threads": snakemake.threads},
+        settings=FidJob(**snakemake.params.settings),
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+        record=dict(snakemake.wildcards.items()),
         network=snakemake.input.get("network"),
         ae_scores=snakemake.input.get("ae_scores"),
     )

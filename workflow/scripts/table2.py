@@ -1,6 +1,7 @@
 """Rule make_table2: Table 2 (OoD AUROC, AUPR, FPR95) from the per-run score files, rows in ood.rows order."""
 
 from pae.files.io import redirect_output
+from pae.settings import ScoreJob
 from pae.stages.ood import run_make_table2
 
 with redirect_output(snakemake.log[0]):
@@ -9,6 +10,6 @@ with redirect_output(snakemake.log[0]):
         csv_path=snakemake.output.csv,
         md_path=snakemake.output.md,
         ks=dict(snakemake.params.ks),
-        settings=dict(snakemake.params.settings),
+        settings=ScoreJob(**snakemake.params.settings),
         experiment=dict(snakemake.params.experiment),
     )

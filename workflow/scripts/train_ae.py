@@ -4,11 +4,13 @@ from pathlib import Path
 
 from pae.files.io import redirect_output
 from pae.science.runtime import set_threads
+from pae.settings import Settings
 from pae.stages.train import run_train_ae
 
 with redirect_output(snakemake.log[0]):
     set_threads(snakemake.threads)
     model_path = Path(snakemake.output.model)
+    S = Settings.from_config(snakemake.config, validate=False)
     run_train_ae(
         data_path=snakemake.input.data,
         model_path=model_path,
@@ -16,11 +18,5 @@ with redirect_output(snakemake.log[0]):
         checkpoint_path=model_path.with_suffix(".ckpt"),
         latent_dim=int(snakemake.wildcards.K),
         net=dict(snakemake.params.net),
-        settings={
-            **snakemake.params.settings,
-            "device": snakemake.params.device,
-            # run-time knobs, deliberately not params (see workflow/rules/train.smk)
-            "checkpoint_every": snakemake.config["ae"]["checkpoint_every"],
-            "channels_last": snakemake.config.get("channels_last", False),
-        },
+        settings=S.training("ae", int(snakemake.wildcards.seed)),
     )

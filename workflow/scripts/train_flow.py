@@ -1,6 +1,7 @@
 """Rule train_flow: fit the latent normalizing flow (Eq. 5) on RUN/ae_stats.npz."""
 
 from pae.files.io import redirect_output
+from pae.science.flows import FlowArchitecture, FlowTraining
 from pae.stages.train import run_train_flow
 
 with redirect_output(snakemake.log[0]):
@@ -9,7 +10,8 @@ with redirect_output(snakemake.log[0]):
         flow_out=snakemake.output.flow,
         metrics_out=snakemake.output.metrics,
         history_out=snakemake.output.history,
-        flow_cfg=dict(snakemake.params.flow),
+        arch=FlowArchitecture(**snakemake.params.arch),
+        training=FlowTraining(**snakemake.params.training),
         seed=int(snakemake.wildcards.seed),
         device=snakemake.params.device,
         threads=snakemake.threads,

@@ -4,11 +4,13 @@ from pathlib import Path
 
 from pae.files.io import redirect_output
 from pae.science.runtime import set_threads
+from pae.settings import Settings
 from pae.stages.baselines import run_train_vae
 
 with redirect_output(snakemake.log[0]):
     set_threads(snakemake.threads)
     model_path = Path(snakemake.output.model)
+    S = Settings.from_config(snakemake.config, validate=False)
     run_train_vae(
         data_path=snakemake.input.data,
         model_path=model_path,
@@ -17,11 +19,5 @@ with redirect_output(snakemake.log[0]):
         latent_dim=int(snakemake.wildcards.K),
         net=dict(snakemake.params.net),
         objective=dict(snakemake.params.objective),
-        settings={
-            **snakemake.params.settings,
-            "device": snakemake.params.device,
-            # run-time knobs, deliberately not params (see workflow/rules/train.smk)
-            "checkpoint_every": snakemake.config["ae"]["checkpoint_every"],
-            "channels_last": snakemake.config.get("channels_last", False),
-        },
+        settings=S.training("vae", int(snakemake.wildcards.seed)),
     )

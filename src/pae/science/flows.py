@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from pae.science.runtime import seed_everything
+from pae.science.specs import FlowArchitecture, FlowTraining, realnvp_depth_for  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = 2  # 1: nflows layers (before 2026-11); 2: the plain-torch layers below
 STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
@@ -216,10 +219,10 @@ class LatentFlow(nn.Module):
         kind: str,
         n_layers: int,
         hidden: int,
-        num_bins: int = 32,
-        tail_bound: float = 3.0,
-        standardize: bool = True,
-        seed: int = 0,
+        num_bins: int | None,
+        tail_bound: float | None,
+        standardize: bool,
+        seed: int,
         shift: torch.Tensor | None = None,
         scale: torch.Tensor | None = None,
     ) -> None:
@@ -230,11 +233,12 @@ class LatentFlow(nn.Module):
             raise ValueError(f"flow kind must be 'realnvp' or 'nsf', got {kind!r}")
         if n_layers < 1 or hidden < 1:
             raise ValueError(f"flow needs n_layers >= 1 and hidden >= 1, got {n_layers}, {hidden}")
-        if kind == "nsf" and (num_bins < 2 or tail_bound <= 0):
+        if kind == "nsf" and (num_bins is None or tail_bound is None or num_bins < 2 or tail_bound <= 0):
             raise ValueError(f"spline flow needs num_bins >= 2 and tail_bound > 0, got {num_bins}, {tail_bound}")
         self.init_kwargs: dict[str, Any] = dict(
-            K=int(K), kind=kind, n_layers=int(n_layers), hidden=int(hidden), num_bins=int(num_bins),
-            tail_bound=float(tail_bound), standardize=bool(standardize), seed=int(seed),
+            K=int(K), kind=kind, n_layers=int(n_layers), hidden=int(hidden),
+            num_bins=None if num_bins is None else int(num_bins),
+            tail_bound=None if tail_bound is None else float(tail_bound), standardize=bool(standardize), seed=int(seed),
         )
         self.K = int(K)
         self.kind = kind
@@ -302,63 +306,23 @@ class LatentFlow(nn.Module):
         return self.inverse(u)
 
 
-def realnvp_depth_for(K: int, depth_table: Mapping[Any, int]) -> int:
-    """Depth for K from flow.realnvp_depth, falling back to the nearest smaller listed K."""
-    table = {int(k): int(v) for k, v in depth_table.items()}
-    smaller = [k for k in table if k <= K]
-    if not smaller:
-        raise ValueError(
-            f"config key flow.realnvp_depth lists no K <= {K} (listed: {sorted(table)}); "
-            f"add an entry such as '{K}: 8'"
-        )
-    return table[max(smaller)]
-
-
-def flow_config_for(K: int, flow_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the `flow` config section that matters for latent size K.
-
-    Passed as the train_flow rule's params, so editing e.g. flow.nsf_bins reruns only the NSF flows.
-    """
-    training = ("standardize", "epochs", "batch_size", "lr", "lr_decay_at", "lr_decay_factor", "latent_noise")
-    out: dict[str, Any] = {k: flow_cfg[k] for k in training}
-    out["realnvp_max_K"] = int(flow_cfg["realnvp_max_K"])
-    if K <= out["realnvp_max_K"]:
-        table = {int(k): int(v) for k, v in flow_cfg["realnvp_depth"].items()}
-        used = max((k for k in table if k <= K), default=None)
-        out["realnvp_depth"] = {used: table[used]} if used is not None else {}
-        out["realnvp_hidden"] = flow_cfg["realnvp_hidden"]
-    else:
-        out.update({k: flow_cfg[k] for k in ("nsf_layers", "nsf_hidden", "nsf_bins", "nsf_tail_bound")})
-    return out
-
-
 def latent_statistics(z_train: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and std (floored at STD_FLOOR) of the training latents."""
     z = torch.as_tensor(np.asarray(z_train), dtype=torch.float64)
     return z.mean(0).float(), z.std(0, unbiased=False).clamp_min(STD_FLOOR).float()
 
 
-def build_flow(K: int, flow_cfg: Mapping[str, Any], z_train: np.ndarray | None = None, seed: int = 0) -> LatentFlow:
-    """LatentFlow for latent size K from the `flow` config section (RealNVP or NSF, see module docstring).
-
-    With flow.standardize, `z_train` (N, K) supplies the fixed standardisation statistics.
-    """
-    if K <= int(flow_cfg["realnvp_max_K"]):
-        kind, n_layers = "realnvp", realnvp_depth_for(K, flow_cfg["realnvp_depth"])
-        hidden = int(flow_cfg["realnvp_hidden"])
-    else:
-        kind, n_layers, hidden = "nsf", int(flow_cfg["nsf_layers"]), int(flow_cfg["nsf_hidden"])
+def build_flow(K: int, arch: FlowArchitecture, z_train: np.ndarray | None, seed: int) -> LatentFlow:
+    """LatentFlow for latent size K (Eq. 4); with arch.standardize, `z_train` (N, K) supplies the fixed
+    standardisation statistics."""
     shift = scale = None
-    standardize = bool(flow_cfg.get("standardize", True))
-    if standardize:
+    if arch.standardize:
         if z_train is None:
             raise ValueError("flow.standardize is true but no training latents were given to build_flow")
-        z_train = check_latents(z_train, K, "z_train")
-        shift, scale = latent_statistics(z_train)
+        shift, scale = latent_statistics(check_latents(z_train, K, "z_train"))
     return LatentFlow(
-        K, kind, n_layers, hidden, num_bins=int(flow_cfg.get("nsf_bins", 32)),
-        tail_bound=float(flow_cfg.get("nsf_tail_bound", 3.0)), standardize=standardize, seed=seed,
-        shift=shift, scale=scale,
+        K, arch.kind, arch.n_layers, arch.hidden, num_bins=arch.num_bins, tail_bound=arch.tail_bound,
+        standardize=arch.standardize, seed=seed, shift=shift, scale=scale,
     )
 
 
@@ -372,11 +336,11 @@ def check_latents(z: Any, K: int | None, name: str, source: str = "") -> np.ndar
     return z.astype(np.float32, copy=False)
 
 
-def _lr_at(epoch: int, flow_cfg: Mapping[str, Any]) -> float:
+def _lr_at(epoch: int, training: FlowTraining) -> float:
     """Step schedule: lr, multiplied by lr_decay_factor from epoch round(lr_decay_at · epochs) on."""
-    decay_epoch = round(float(flow_cfg["lr_decay_at"]) * int(flow_cfg["epochs"]))
-    lr = float(flow_cfg["lr"])
-    return lr * float(flow_cfg["lr_decay_factor"]) if epoch >= decay_epoch else lr
+    decay_epoch = round(float(training.lr_decay_at) * int(training.epochs))
+    lr = float(training.lr)
+    return lr * float(training.lr_decay_factor) if epoch >= decay_epoch else lr
 
 
 @torch.no_grad()
@@ -395,9 +359,9 @@ def train_flow(
     flow: LatentFlow,
     z_train: np.ndarray,
     z_valid: np.ndarray,
-    flow_cfg: Mapping[str, Any],
-    seed: int = 0,
-    device: str | torch.device = "cpu",
+    training: FlowTraining,
+    seed: int,
+    device: str | torch.device,
     log: Callable[[str], None] = print,
 ) -> dict[str, list[float]]:
     """Fit the flow by minimising the mean NLL of the encoded training latents (Eq. 5).
@@ -413,12 +377,12 @@ def train_flow(
     K = flow.K
     zt = torch.as_tensor(check_latents(z_train, K, "z_train"), device=device)
     zv = torch.as_tensor(check_latents(z_valid, K, "z_valid"), device=device)
-    epochs, batch_size = int(flow_cfg["epochs"]), int(flow_cfg["batch_size"])
-    noise = float(flow_cfg.get("latent_noise", 0.0))
+    epochs, batch_size = int(training.epochs), int(training.batch_size)
+    noise = float(training.latent_noise)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     flow.to(device).train()
     noise_scale = noise * flow.standardizer.scale  # (K,): the identity scale when flow.standardize is false
-    opt = torch.optim.Adam(flow.parameters(), lr=_lr_at(0, flow_cfg))
+    opt = torch.optim.Adam(flow.parameters(), lr=_lr_at(0, training))
     n = len(zt)
     bs = min(batch_size, n)
     steps = n // bs
@@ -426,7 +390,7 @@ def train_flow(
     best, best_state, best_epoch = math.inf, None, -1
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        lr = _lr_at(epoch, flow_cfg)
+        lr = _lr_at(epoch, training)
         for g in opt.param_groups:
             g["lr"] = lr
         perm = torch.randperm(n, generator=gen, device=device)
@@ -468,3 +432,15 @@ def train_flow(
     return hist
 
 
+def fit_flow(
+    z_train: np.ndarray, z_valid: np.ndarray, arch: FlowArchitecture, training: FlowTraining, seed: int,
+    device: str | torch.device, log: Callable[[str], None] = print,
+) -> tuple[LatentFlow, dict[str, list[float]]]:
+    """Seed, build (Eq. 4) and train (Eq. 5) the latent flow: the one flow fit of the workflow and `pae.PAE`."""
+    seed_everything(int(seed))
+    K = check_latents(z_train, None, "z_train").shape[1]
+    flow = build_flow(K, arch, z_train, seed=int(seed))
+    n_params = sum(p.numel() for p in flow.parameters())
+    log(f"flow: {flow.kind}, K={K}, {arch.n_layers} couplings, {n_params} parameters, {len(z_train)} train / "
+        f"{len(z_valid)} valid latents, {training.epochs} epochs, device {device}")
+    return flow, train_flow(flow, z_train, z_valid, training, seed=int(seed), device=device, log=log)

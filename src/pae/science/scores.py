@@ -23,9 +23,9 @@ def image_scores(
     scale: float,
     flow: nn.Module | None = None,
     sigma: torch.Tensor | None = None,
-    recon_sigma: str = "unweighted",
-    map_steps: int = 0,
-    map_lr: float = 0.01,
+    recon_sigma: str | None = None,
+    map_steps: int | None = None,
+    map_lr: float | None = None,
     batch_size: int = 500,
     log: Any = print,
 ) -> dict[str, np.ndarray]:
@@ -39,8 +39,10 @@ def image_scores(
     unknown = set(scores) - set(SCORES)
     if unknown:
         raise ValueError(f"unknown score(s) {sorted(unknown)}; choose from {SCORES}")
-    if recon_sigma not in ("unweighted", "pixelwise"):
+    if "recon" in scores and recon_sigma not in ("unweighted", "pixelwise"):
         raise ValueError(f"config key ood.recon_sigma must be 'unweighted' or 'pixelwise', got {recon_sigma!r}")
+    if {"eq12_map", "laplace"} & set(scores) and (map_steps is None or map_lr is None):
+        raise ValueError("the MAP scores (eq12_map, laplace) need map_steps and map_lr (config ood.map_steps, ood.map_lr)")
     needs_flow = {"density", "eq12", "eq12_map", "laplace"} & set(scores)
     if needs_flow and flow is None:
         raise ValueError(f"score(s) {sorted(needs_flow)} need a flow")

@@ -14,7 +14,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,7 +23,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pae.science.images import to_model_input
-from pae.science.runtime import resolve_device
+from pae.science.runtime import resolve_device, seed_everything
+from pae.science.specs import TrainSettings  # noqa: F401 (re-exported: fit takes it)
 
 LossFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, Any]]]
 LogFn = Callable[[str], Any]
@@ -38,80 +38,6 @@ class NonFiniteLossError(FloatingPointError):
 
 # --------------------------------------------------------------------------------------------------------
 # Settings
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Settings of :func:`fit`; the config keys live under ``ae`` (VAEs share them, with ``vae.epochs``)."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    lr_schedule: str = "step"  # step: ×lr_decay_factor from epoch round(lr_decay_at·epochs) | cosine (D4)
-    lr_decay_at: float = 0.8
-    lr_decay_factor: float = 0.1
-    scale: float = 255.0  # x/scale − 0.5 (D1)
-    dequantize: bool = True  # x + U(0,1) on training batches
-    augmentation: str = "none"  # rotate: one angle ~ U(±rot_degrees) per batch (D2) | none
-    rot_degrees: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    channels_last: bool = False
-    checkpoint_every: int = 10  # epochs
-    eval_batch_size: int = 500
-
-    # settings that may change between an interrupted run and its resumption without invalidating it
-    RESUMABLE_CHANGES = ("device", "channels_last", "checkpoint_every", "eval_batch_size")
-
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str) -> None:
-            raise ValueError(f"training setting '{key}' = {getattr(self, key)!r}: {why}")
-
-        for key in ("epochs", "batch_size", "checkpoint_every", "eval_batch_size"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                bad(key, "must be a positive integer")
-        for key in ("lr", "scale"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                bad(key, "must be a positive finite number")
-        for key in ("lr_decay_at", "lr_decay_factor"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                bad(key, "must be a number in [0, 1]")
-        if not isinstance(self.rot_degrees, (int, float)) or not 0 <= self.rot_degrees <= 180:
-            bad("rot_degrees", "must be a number in [0, 180]")
-        choices = {
-            "lr_schedule": ("step", "cosine"),
-            "augmentation": ("rotate", "none"),
-            "precision": ("fp32", "bf16"),
-            "device": ("auto", "cpu", "cuda"),
-        }
-        for key, allowed in choices.items():
-            value = getattr(self, key)
-            if value not in allowed and not (key == "device" and str(value).startswith("cuda:")):
-                bad(key, f"use one of {', '.join(allowed)}")
-
-    @classmethod
-    def coerce(cls, settings: TrainSettings | Mapping[str, Any]) -> TrainSettings:
-        """Build from a mapping (e.g. Snakemake params); unknown keys raise an error naming them."""
-        if isinstance(settings, cls):
-            return settings
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
-        missing = sorted(k for k in ("epochs", "batch_size", "lr") if k not in settings)
-        if missing:
-            raise ValueError(f"training setting(s) {missing} are required")
-        return cls(**dict(settings))
-
-    def trajectory(self) -> dict[str, Any]:
-        """The settings that determine the training trajectory (compared when resuming)."""
-        d = asdict(self)
-        for key in self.RESUMABLE_CHANGES:
-            d.pop(key)
-        return d
 
 
 def learning_rate(settings: TrainSettings, step: int, steps_per_epoch: int) -> float:
@@ -217,6 +143,24 @@ class Checkpoint(Protocol):
 
     def save(self, state: dict[str, Any]) -> None:
         """Replace the saved state (atomically)."""
+
+
+def train_model(
+    build: Callable[[tuple[int, ...]], nn.Module],
+    loss_fn: LossFn,
+    x_train: np.ndarray,
+    x_valid: np.ndarray,
+    settings: TrainSettings,
+    checkpoint: Checkpoint | None,
+    log: LogFn = print,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Seed (settings.seed: weight initialisation), build the network for the images' shape and `fit` it:
+    the one training of the AE (Eq. 2) and the VAE baselines (Eq. 15), for the workflow and `pae.PAE` alike."""
+    seed_everything(int(settings.seed))
+    model = build(tuple(x_train.shape[1:]))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"{type(model).__name__} on {tuple(x_train.shape)} images: {n_params} parameters, {settings.epochs} epochs")
+    return model, fit(model, loss_fn, x_train, x_valid, settings, checkpoint, log)
 
 
 def _make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -410,6 +354,21 @@ def encode(
         z.float().cpu() for _, z in _eval_batches(model, x_uint8, scale, batch_size, device, model.encode)
     ]
     return torch.cat(parts).numpy()
+
+
+def encode_splits(
+    model: nn.Module, splits: Mapping[str, np.ndarray], scale: float, batch_size: int, device: str | torch.device,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Encoder means of every split ({"z_<split>": (N, K)}, Eq. 1) and the pixel-wise σ of Eq. 8 on the
+    "valid" split: the flow's training data and the likelihood width of Eq. 9-12."""
+    latents = {}
+    for split, x in splits.items():
+        z = encode(model, x, scale, batch_size, device)
+        if not np.isfinite(z).all():
+            raise FloatingPointError(f"the auto-encoder gives non-finite latents on the {split} images; retrain it "
+                                     "(lower the learning rate, ae.lr)")
+        latents[f"z_{split}"] = z
+    return latents, pixel_sigma(model, splits["valid"], scale, batch_size, device)
 
 
 def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:

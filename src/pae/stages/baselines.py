@@ -18,7 +18,7 @@ from pae.science.images import to_uint8
 from pae.science.nets import VAE
 from pae.science.runtime import resolve_device
 from pae.science.sampling import reconstructions, sample_ae, sample_pae, sample_vae, sampling_seed
-from pae.science.train import LogFn, reconstruction_mse
+from pae.science.train import LogFn, TrainSettings, reconstruction_mse
 from pae.science.vae import beta_vae_loss
 from pae.stages.train import train_network
 
@@ -31,7 +31,7 @@ def run_train_vae(
     latent_dim: int,
     net: Mapping[str, Any],
     objective: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    settings: TrainSettings,
     log: LogFn = print,
 ) -> dict[str, Any]:
     """Rule train_vae: a VAE on the AE's nets trained on Eq. 15 (objective: beta, capacity, capacity_steps,
@@ -47,14 +47,14 @@ def run_train_vae(
     meta = {"latent_dim": int(latent_dim), "objective": dict(objective)}
     model, history = train_network(lambda shape: VAE(latent_dim, shape, **net), loss_fn, data_path, model_path,
                                    checkpoint_path, settings, meta, log)
-    test_mse = reconstruction_mse(model, load_images(data_path, "test"), settings.get("scale", 255), 500,
-                                  resolve_device(settings.get("device", "auto")))
+    test_mse = reconstruction_mse(model, load_images(data_path, "test"), settings.scale, 500,
+                                  resolve_device(settings.device))
     metrics = {
         "latent_dim": int(latent_dim),
         **{k: objective[k] for k in ("beta", "capacity", "capacity_steps", "sigma")},
         "test_mse": test_mse,
         "val_mse": history[-1]["val_mse"],
-        "kl": history[-1].get("kl"),
+        "kl": history[-1]["kl"],
         "train_seconds": float(sum(h["seconds"] for h in history)),
         "history": history,
     }

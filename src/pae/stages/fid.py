@@ -42,6 +42,7 @@ from pae.science.images import to_uint8
 from pae.science.metrics import frechet_distance
 from pae.science.sampling import reconstructions
 from pae.science.tables import PAPER_TABLE1, comparison_table
+from pae.settings import FidJob
 from pae.stages.common import write_table
 
 if TYPE_CHECKING:
@@ -51,10 +52,10 @@ if TYPE_CHECKING:
 def build_extractors(
     classifier_path: str | Path | None,
     inception_source: str | None,
-    normalize: str = "minmax",
-    scale: float = 255,
-    device: str | torch.device = "cpu",
-    channels_last: bool = False,
+    normalize: str,
+    scale: float,
+    device: str | torch.device,
+    channels_last: bool,
 ) -> tuple[dict[str, FeatureExtractor], dict[str, str], dict[str, dict[str, Any]]]:
     """Extractors that can run, a status per extractor name ("ok" or "unavailable: …") and provenance."""
     extractors: dict[str, FeatureExtractor] = {}
@@ -82,20 +83,21 @@ def run_fid_reference(
     classifier_path: str | Path,
     inception_source: str,
     out: str | Path,
-    settings: Mapping[str, Any],
+    settings: FidJob,
+    device: str,
+    threads: int,
 ) -> dict[str, Any]:
     """Rule fid_reference: feature statistics of the whole test split per extractor (the real set of every FID),
     and the "floor" FID of `count` training images against it (the original code reported 2.54 for F-MNIST with Inception).
 
-    settings: batch_size, normalize, scale, device, channels_last, threads, count.
     """
-    runtime.set_threads(settings.get("threads", 1))
-    dev = runtime.resolve_device(settings.get("device", "auto"))
+    runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     x_test = load_images(data_npz, "test")
-    x_train = load_images(data_npz, "train")[: int(settings["count"])]
+    x_train = load_images(data_npz, "train")[: int(settings.count)]
     extractors, status, info = build_extractors(
-        classifier_path, inception_source, settings["normalize"], settings["scale"], dev,
-        settings.get("channels_last", False))
+        classifier_path, inception_source, settings.normalize, settings.scale, dev,
+        settings.channels_last)
     arrays: dict[str, np.ndarray] = {"n_reference": np.array(len(x_test)), "n_floor": np.array(len(x_train))}
     summary: dict[str, Any] = {"n_reference": len(x_test)}
     for name in EXTRACTORS:
@@ -103,8 +105,8 @@ def run_fid_reference(
             continue
         arrays[f"{name}_status"] = np.array(status[name])
         if name in extractors:
-            mu, cov = image_statistics(x_test, extractors[name], settings["batch_size"])
-            floor = frechet_distance(*image_statistics(x_train, extractors[name], settings["batch_size"]), mu, cov)
+            mu, cov = image_statistics(x_test, extractors[name], settings.batch_size)
+            floor = frechet_distance(*image_statistics(x_train, extractors[name], settings.batch_size), mu, cov)
             arrays.update({f"{name}_mu": mu, f"{name}_cov": cov, f"{name}_floor_fid": np.array(floor)})
             summary[f"{name}_floor_fid"] = floor
             print(f"{name}: FID of {len(x_train)} training vs {len(x_test)} test images = {floor:.3f}")
@@ -122,7 +124,10 @@ def run_fid_scores(
     classifier_path: str | Path,
     inception_source: str,
     out: str | Path,
-    settings: Mapping[str, Any],
+    settings: FidJob,
+    device: str,
+    threads: int,
+    record: Mapping[str, Any],
     network: str | Path | None = None,
     ae_scores: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -132,10 +137,10 @@ def run_fid_scores(
     decodes the encoder means of the whole test split, x/scale − 0.5 (pae.science.sampling.reconstructions); errors are
     computed on the floats, the FID on the first `count` reconstructions stored as uint8 like every sample set.
     The PAE reconstructs with its AE, so for model "pae" the reconstruction part is copied from `ae_scores`.
-    settings: batch_size, normalize, scale, device, channels_last, threads, count (+ dataset, K, seed for the record).
+    record: dataset, K and seed of the run, copied into the result.
     """
-    runtime.set_threads(settings.get("threads", 1))
-    dev = runtime.resolve_device(settings.get("device", "auto"))
+    runtime.set_threads(threads)
+    dev = runtime.resolve_device(device)
     ref = load_reference(reference_npz)
     samples = load_samples(samples_npz)
     x_test = load_images(data_npz, "test")
@@ -144,20 +149,20 @@ def run_fid_scores(
     wanted = [n for n in EXTRACTORS if n in ref]
     extractors, status, info = build_extractors(
         classifier_path if "domain" in wanted else None,
-        inception_source if ref.get("inception", {}).get("status") == "ok" else None,
-        settings["normalize"], settings["scale"], dev, settings.get("channels_last", False))
+        inception_source if "inception" in ref and ref["inception"]["status"] == "ok" else None,
+        settings.normalize, settings.scale, dev, settings.channels_last)
     for name in wanted:
         if ref[name]["status"] != "ok":
             status[name] = ref[name]["status"]
     result: dict[str, Any] = {
-        "model": model, **{k: int(settings[k]) for k in ("K", "seed") if k in settings},
-        "dataset": settings.get("dataset"),
-        "n_samples": len(samples), "n_reference": ref["n_reference"], "normalize": settings["normalize"],
-        "extractors": info, "floor_fid": {n: ref[n].get("floor_fid", ref[n]["status"]) for n in wanted},
+        "model": model, "K": int(record["K"]), "seed": int(record["seed"]), "dataset": record["dataset"],
+        "n_samples": len(samples), "n_reference": ref["n_reference"], "normalize": settings.normalize,
+        "extractors": info, "floor_fid": {n: ref[n]["floor_fid"] if "floor_fid" in ref[n] else ref[n]["status"]
+                                         for n in wanted},
     }
 
     def fids(images: np.ndarray) -> dict[str, Any]:
-        return {n: (frechet_distance(*image_statistics(images, extractors[n], settings["batch_size"]),
+        return {n: (frechet_distance(*image_statistics(images, extractors[n], settings.batch_size),
                                      ref[n]["mu"], ref[n]["cov"]) if n in extractors else status[n])
                 for n in wanted}
 
@@ -177,10 +182,10 @@ def run_fid_scores(
         if network is None:
             raise ValueError(f"model {model!r} needs its network file for the reconstructions")
         net, _ = load_model(network, dev)
-        x_hat = reconstructions(net, x_test, settings["scale"], batch_size=500)
-        x_in = x_test.astype(np.float64) / float(settings["scale"]) - 0.5
+        x_hat = reconstructions(net, x_test, settings.scale, batch_size=500)
+        x_in = x_test.astype(np.float64) / float(settings.scale) - 0.5
         result["reconstruction_error"] = reconstruction_errors(x_in, x_hat)
-        recon_u8 = to_uint8(x_hat[: int(settings["count"])], settings["scale"])
+        recon_u8 = to_uint8(x_hat[: int(settings.count)], settings.scale)
         print(f"{model}: reconstruction FID of {len(recon_u8)} test reconstructions")
         result["reconstruction_fid"] = fids(recon_u8)
         result["n_reconstructions"] = len(recon_u8)

@@ -34,6 +34,7 @@ from pae.science.metrics import aupr, auroc, fpr_at_tpr
 from pae.science.scores import image_scores
 from pae.science.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
 from pae.science.vae import vae_scores
+from pae.settings import ScoreJob
 from pae.stages.common import load_floored_sigma, write_table
 
 PART_SCORES = {"recon": ("recon",), "density": ("density", "eq12"), "map": ("eq12_map", "laplace"), "vae": ("elbo", "iwae")}
@@ -102,52 +103,85 @@ def subset_index(n: int, count: int | None, key: str = "ood.map_count") -> np.nd
     return np.unique(np.linspace(0, n - 1, int(count)).round().astype(np.int64))
 
 
+@dataclass(frozen=True)
+class ScoreFiles:
+    """The files of one ood_scores job: the in-distribution data (its x_test), each OoD set (name → file
+    with key x), the networks of the run (AE, flow, ae_stats.npz with the Eq. 8 σ; or the VAE) and the output."""
+
+    in_path: str | Path
+    ood_paths: Mapping[str, str | Path]
+    out_path: str | Path
+    ae_path: str | Path | None = None
+    flow_path: str | Path | None = None
+    stats_path: str | Path | None = None
+    vae_path: str | Path | None = None
+
+
+def _score_sets(files: ScoreFiles) -> dict[str, tuple[Path, str]]:
+    """Image set name → (file, array key): the in-distribution test split first, then the OoD sets in order."""
+    return {IN_SET: (Path(files.in_path), "test")} | {name: (Path(p), "x") for name, p in files.ood_paths.items()}
+
+
+def _write_scores(files: ScoreFiles, out: dict[str, np.ndarray], info: Mapping[str, Any], scores: Sequence[str],
+                  log: Callable[[str], None]) -> None:
+    for k, v in info.items():
+        out[f"meta__{k}"] = np.asarray("" if v is None else v)
+    for s in scores:
+        aucs = {o: auroc(out[f"{s}__{IN_SET}"], out[f"{s}__{o}"]) for o in files.ood_paths}
+        log(f"AUROC {s}: " + ", ".join(f"{o} {v:.3f}" for o, v in aucs.items()))
+    io.save_npz(files.out_path, **out)
+
+
+def _map_scores(model: Any, flow: Any, sigma: Any, x: np.ndarray, job: ScoreJob, name: str,
+                log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Part map of one image set: Eq. 12 at the MAP z' of Eq. 9 on ood.map_count images and Eq. 11 at the same
+    z' on ood.laplace_count of those (its Gauss-Newton Hessian costs K decoder passes per image)."""
+    t0 = time.time()
+    idx = subset_index(len(x), job.map_count)
+    res = image_scores(model, x[idx], ("eq12", "eq12_map"), job.scale, flow, sigma, job.recon_sigma,
+                       job.map_steps, job.map_lr, job.batch_size, log=None)
+    idx_laplace = idx[subset_index(len(idx), job.laplace_count, "ood.laplace_count")]
+    laplace = image_scores(model, x[idx_laplace], ("laplace",), job.scale, flow, sigma, job.recon_sigma,
+                           job.map_steps, job.map_lr, job.batch_size, log=None)["laplace"]
+    gain = float(np.mean(res["eq12_map"] - res["eq12"]))
+    log(f"{name}: MAP on {len(idx)}/{len(x)} images, mean Eq. 12 gain {gain:.3f}, {time.time() - t0:.1f} s")
+    return {f"eq12_map__{name}": res["eq12_map"], f"laplace__{name}": laplace,
+            f"laplace_index__{name}": idx_laplace, f"eq12_start__{name}": res["eq12"], f"index__{name}": idx}
+
+
 def run_ood_scores(
     part: str,
-    ae_path: str | Path,
-    in_path: str | Path,
-    ood_paths: Mapping[str, str | Path],
-    out_path: str | Path,
-    flow_path: str | Path | None = None,
-    stats_path: str | Path | None = None,
-    scale: float = 255,
-    recon_sigma: str = "unweighted",
-    sigma_floor: float | None = None,
-    map_steps: int = 100,
-    map_lr: float = 0.01,
-    map_count: int | None = None,
-    laplace_count: int | None = None,
-    batch_size: int = 500,
-    device: str = "auto",
-    threads: int | None = None,
-    meta: Mapping[str, Any] | None = None,
+    files: ScoreFiles,
+    job: ScoreJob,
+    device: str,
+    threads: int,
+    meta: Mapping[str, Any],
     log: Callable[[str], None] = print,
 ) -> dict[str, np.ndarray]:
-    """Compute one part (`recon`, `density` or `map`) of a run's OoD scores and write them to `out_path`.
+    """Compute one part (`recon`, `density` or `map`) of a run's OoD scores and write them to files.out_path.
 
-    In-distribution set: x_test of `in_path`; OoD sets: key x of each of `ood_paths` (name → file).
-    sigma_floor None → `quantization_sigma(scale)`. The file is written only when everything succeeded.
+    The Eq. 8 σ is floored at the 8-bit quantisation σ. The file is written only when everything succeeded.
     """
     if part not in PART_SCORES or part == "vae":
         raise ValueError(f"unknown score part {part!r}; choose from recon, density, map (part vae: run_vae_scores)")
-    scores = PART_SCORES[part]
-    if threads is not None:
-        runtime.set_threads(threads)
+    scores, scale, recon_sigma = PART_SCORES[part], job.scale, job.recon_sigma
+    ae_path, flow_path, stats_path = files.ae_path, files.flow_path, files.stats_path
+    runtime.set_threads(threads)
     dev = runtime.resolve_device(device)
     model, _ = load_model(ae_path, dev)
     flow = load_flow(flow_path, dev)[0] if part in ("density", "map") else None
     if flow is not None and flow.K != model.latent_dim:
         raise ValueError(f"flow {flow_path} has K={flow.K} but the AE {ae_path} has K={model.latent_dim}")
-    floor = quantization_sigma(scale) if sigma_floor is None else float(sigma_floor)
+    floor = quantization_sigma(scale)
     needs_sigma = part in ("density", "map") or recon_sigma == "pixelwise"
     sigma = None
     if needs_sigma:
         if stats_path is None:
             raise ValueError(f"part {part!r} (recon_sigma {recon_sigma!r}) needs ae_stats.npz for the Eq. 8 sigma")
-        sigma, floor = load_floored_sigma(stats_path, scale, sigma_floor, model.image_shape)
+        sigma, floor = load_floored_sigma(stats_path, scale, None, model.image_shape)
         n_floored = int((sigma <= floor).sum())
         log(f"sigma floor {floor:.3g}: {n_floored}/{sigma.numel()} pixels floored")
-    sets = {IN_SET: (Path(in_path), "test")} | {name: (Path(p), "x") for name, p in ood_paths.items()}
+    sets = _score_sets(files)
     out: dict[str, np.ndarray] = {}
     for name, (path, key) in sets.items():
         t0 = time.time()
@@ -155,33 +189,16 @@ def run_ood_scores(
         if tuple(x.shape[1:]) != tuple(model.image_shape):
             raise ValueError(f"{path}: images of shape {x.shape[1:]} do not fit the AE ({model.image_shape})")
         if part == "map":
-            idx = subset_index(len(x), map_count)
-            res = image_scores(model, x[idx], ("eq12", "eq12_map"), scale, flow, sigma, recon_sigma,
-                               map_steps, map_lr, batch_size, log=None)
-            out[f"eq12_map__{name}"] = res["eq12_map"]
-            # Eq. 11 needs the decoder's Jacobian (K passes per image): on a subset of the MAP images
-            idx_laplace = idx[subset_index(len(idx), laplace_count, "ood.laplace_count")]
-            out[f"laplace__{name}"] = image_scores(model, x[idx_laplace], ("laplace",), scale, flow, sigma,
-                                                   recon_sigma, map_steps, map_lr, batch_size, log=None)["laplace"]
-            out[f"laplace_index__{name}"] = idx_laplace
-            out[f"eq12_start__{name}"] = res["eq12"]
-            out[f"index__{name}"] = idx
-            gain = float(np.mean(res["eq12_map"] - res["eq12"]))
-            log(f"{name}: MAP on {len(idx)}/{len(x)} images, mean Eq. 12 gain {gain:.3f}, {time.time() - t0:.1f} s")
-        else:
-            res = image_scores(model, x, scores, scale, flow, sigma, recon_sigma, batch_size=batch_size, log=None)
-            for s in scores:
-                out[f"{s}__{name}"] = res[s]
-            means = ", ".join(f"{s} {np.mean(res[s]):.3f}" for s in scores)
-            log(f"{name}: {len(x)} images, mean {means}, {time.time() - t0:.1f} s")
-    info = dict(meta or {}) | {"part": part, "scale": scale, "recon_sigma": recon_sigma, "sigma_floor": floor,
-                               "map_steps": map_steps, "map_lr": map_lr, "sets": ",".join(sets)}
-    for k, v in info.items():
-        out[f"meta__{k}"] = np.asarray("" if v is None else v)
-    for s in ("eq12_start", "eq12_map", "laplace") if part == "map" else scores:
-        aucs = {o: auroc(out[f"{s}__{IN_SET}"], out[f"{s}__{o}"]) for o in ood_paths}
-        log(f"AUROC {s}: " + ", ".join(f"{o} {v:.3f}" for o, v in aucs.items()))
-    io.save_npz(out_path, **out)
+            out |= _map_scores(model, flow, sigma, x, job, name, log)
+            continue
+        res = image_scores(model, x, scores, scale, flow, sigma, recon_sigma, batch_size=job.batch_size, log=None)
+        for s in scores:
+            out[f"{s}__{name}"] = res[s]
+        means = ", ".join(f"{s} {np.mean(res[s]):.3f}" for s in scores)
+        log(f"{name}: {len(x)} images, mean {means}, {time.time() - t0:.1f} s")
+    info = dict(meta) | {"part": part, "scale": scale, "recon_sigma": recon_sigma, "sigma_floor": floor,
+                         "map_steps": job.map_steps, "map_lr": job.map_lr, "sets": ",".join(sets)}
+    _write_scores(files, out, info, ("eq12_start", "eq12_map", "laplace") if part == "map" else scores, log)
     return out
 
 
@@ -193,40 +210,35 @@ def score_generator(seed: int, set_number: int, device: Any = "cpu") -> Any:
 
 
 def run_vae_scores(
-    vae_path: str | Path,
-    in_path: str | Path,
-    ood_paths: Mapping[str, str | Path],
-    out_path: str | Path,
-    sigma: float,
-    iwae_samples: int = 100,
-    iwae_count: int | None = None,
-    scale: float = 255,
-    batch_size: int = 500,
-    seed: int = 0,
-    device: str = "auto",
-    threads: int | None = None,
-    meta: Mapping[str, Any] | None = None,
+    files: ScoreFiles,
+    job: ScoreJob,
+    seed: int,
+    device: str,
+    threads: int,
+    meta: Mapping[str, Any],
     log: Callable[[str], None] = print,
 ) -> dict[str, np.ndarray]:
     """Part `vae`: ELBO (Eq. 15, β = 1) and IWAE bound (k = iwae_samples) of the plain VAE at `vae_path`
-    (`pae.science.vae.vae_scores`) for the in-distribution test split and each OoD set; `iwae_count` evenly spaced
+    (`pae.science.vae.vae_scores`) for the in-distribution test split and each OoD set; ood.iwae_count evenly spaced
     images per set (None = all); inputs x/scale − 0.5, no dequantisation; the VAE in eval mode. Each set
-    draws its samples from its own generator, seeded by (seed, set number). `sigma` must be the VAE's
-    training σ. Writes `out_path` only when everything succeeded."""
-    if int(iwae_samples) < 1:
-        raise ValueError(f"config key ood.iwae_samples must be >= 1, got {iwae_samples!r}")
-    if threads is not None:
-        runtime.set_threads(threads)
+    draws its samples from its own generator, seeded by (seed, set number). job.vae_sigma must be the VAE's
+    training σ. Writes files.out_path only when everything succeeded."""
+    vae_path, sigma, iwae_count, scale, batch_size = files.vae_path, job.vae_sigma, job.iwae_count, job.scale, job.batch_size
+    if job.iwae_samples is None or int(job.iwae_samples) < 1:
+        raise ValueError(f"config key ood.iwae_samples must be >= 1, got {job.iwae_samples!r}")
+    if sigma is None:
+        raise ValueError("the VAE scores need vae.models.vae.sigma; add the plain VAE to vae.models")
+    runtime.set_threads(threads)
     dev = runtime.resolve_device(device)
     model, model_meta = load_model(vae_path, dev)
     if not hasattr(model, "posterior"):
         raise ValueError(f"{vae_path} holds a {type(model).__name__}, not a VAE; it must come from rule train_vae")
-    trained = (model_meta.get("objective") or {}).get("sigma")
+    trained = model_meta["objective"]["sigma"] if model_meta.get("objective") else None
     if trained is not None and not math.isclose(float(trained), float(sigma), rel_tol=1e-9):
         raise ValueError(f"{vae_path} was trained with sigma {trained}, but the scores were asked with {sigma} "
                          "(config key vae.models.vae.sigma); retrain the VAE or fix the key")
-    k = int(iwae_samples)
-    sets = {IN_SET: (Path(in_path), "test")} | {name: (Path(p), "x") for name, p in ood_paths.items()}
+    k = int(job.iwae_samples)
+    sets = _score_sets(files)
     out: dict[str, np.ndarray] = {}
     for i, (name, (path, key)) in enumerate(sets.items()):
         t0 = time.time()
@@ -252,14 +264,9 @@ def run_vae_scores(
         log(f"{name}: {len(idx)}/{len(x)} images × k = {k}, mean ELBO {out[f'elbo__{name}'].mean():.2f}, "
             f"mean IWAE {out[f'iwae__{name}'].mean():.2f} nats, {dt:.1f} s ({len(idx) * k / max(dt, 1e-9):.0f} "
             "decodes/s)")
-    info = dict(meta or {}) | {"part": "vae", "scale": scale, "sigma": float(sigma), "iwae_samples": k,
-                               "iwae_count": iwae_count, "seed": int(seed), "sets": ",".join(sets)}
-    for key, v in info.items():
-        out[f"meta__{key}"] = np.asarray("" if v is None else v)
-    for s in PART_SCORES["vae"]:
-        aucs = {o: auroc(out[f"{s}__{IN_SET}"], out[f"{s}__{o}"]) for o in ood_paths}
-        log(f"AUROC {s}: " + ", ".join(f"{o} {v:.3f}" for o, v in aucs.items()))
-    io.save_npz(out_path, **out)
+    info = dict(meta) | {"part": "vae", "scale": scale, "sigma": float(sigma), "iwae_samples": k,
+                         "iwae_count": iwae_count, "seed": int(seed), "sets": ",".join(sets)}
+    _write_scores(files, out, info, PART_SCORES["vae"], log)
     return out
 
 
@@ -292,22 +299,19 @@ def table2_measurements(files: Mapping[str, Sequence[str | Path]], columns: Mapp
     return pd.DataFrame.from_records(records, columns=["row", "column", "seed", "K", "value", "aupr", "fpr95"])
 
 
-def _row_note(key: str, K: Any, settings: Mapping[str, Any]) -> str:
+def _row_note(key: str, K: Any, job: ScoreJob) -> str:
     """The definition of Table 2 row `key` (TABLE2_ROWS[key].note) with the run's settings filled in."""
-    weighted = settings.get("recon_sigma", "unweighted") == "pixelwise"
-    map_count, iwae_count = settings.get("map_count"), settings.get("iwae_count")
     fill = {
         "K": K,
-        "recon_def": "Σ (x − g(z))²/σ² with the Eq. 8 σ" if weighted else "Σ (x − g(z))²",
-        "sigma_floor": settings.get("sigma_floor") or quantization_sigma(settings.get("scale", 255)),
-        "map_steps": settings.get("map_steps"),
-        "map_lr": settings.get("map_lr"),
-        "map_subset": f"; on {map_count} evenly spaced images of each set" if map_count else "",
-        "laplace_subset": f" (on {settings['laplace_count']} evenly spaced images of those)"
-        if settings.get("laplace_count") else "",
-        "iwae_samples": settings.get("iwae_samples"),
-        "iwae_subset": f"; on {iwae_count} evenly spaced images of each set" if iwae_count else "; on every image",
-        "vae_sigma": float(settings.get("vae_sigma") or math.nan),
+        "recon_def": "Σ (x − g(z))²/σ² with the Eq. 8 σ" if job.recon_sigma == "pixelwise" else "Σ (x − g(z))²",
+        "sigma_floor": quantization_sigma(job.scale),
+        "map_steps": job.map_steps,
+        "map_lr": job.map_lr,
+        "map_subset": f"; on {job.map_count} evenly spaced images of each set" if job.map_count else "",
+        "laplace_subset": f" (on {job.laplace_count} evenly spaced images of those)" if job.laplace_count else "",
+        "iwae_samples": job.iwae_samples,
+        "iwae_subset": f"; on {job.iwae_count} evenly spaced images of each set" if job.iwae_count else "; on every image",
+        "vae_sigma": float(job.vae_sigma if job.vae_sigma is not None else math.nan),
     }
     return TABLE2_ROWS[key].note.format(**fill)
 
@@ -337,7 +341,7 @@ def run_make_table2(
     csv_path: str | Path,
     md_path: str | Path,
     ks: Mapping[str, int],
-    settings: Mapping[str, Any],
+    settings: ScoreJob,
     experiment: Mapping[str, Any],
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
@@ -345,12 +349,11 @@ def run_make_table2(
     F-MNIST in-distribution).
 
     experiment: in_dataset, columns (OoD set name → column label, in order) and sets (config ood.sets), as
-    made by `pae.stages.rules.table2_experiment(config)`.
+    made by `pae.stages.rules.table2_experiment(settings)`.
 
     files: score key of TABLE2_ROWS → score files (one per seed), in the order of the rows (config ood.rows);
     a key with an empty list is written "not run" (the MAP row when ood.map_steps is 0). ks: score key → K.
-    settings: recon_sigma, map_steps, map_lr, map_count, laplace_count, iwae_samples, iwae_count, vae_sigma, scale (for
-    the notes). The CSV has one line per (row, column): `ours` = AUROC (mean over seeds), `ours_std`,
+    settings: every score setting (`pae.settings.Settings.score_job("table2")`), for the notes. The CSV has one line per (row, column): `ours` = AUROC (mean over seeds), `ours_std`,
     `n_seeds`, `paper`, `difference`, and `aupr`, `fpr95` (+ `_std`); the Markdown shows AUROC with the
     paper's value, then a compact AUPR / FPR95 table, then the paper's quoted baselines.
     """
@@ -361,12 +364,12 @@ def run_make_table2(
     meas = table2_measurements({k: p for k, p in files.items() if p}, experiment["columns"])
     cols = list(experiment["columns"].values())
     for key in (k for k, p in files.items() if not p):
-        meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1, "K": ks.get(key),
+        meas = pd.concat([meas, pd.DataFrame({"row": TABLE2_LABELS[key], "column": cols, "seed": -1, "K": ks[key],
                                               "value": NOT_RUN.get(key, "not run"), "aupr": math.nan,
                                               "fpr95": math.nan})], ignore_index=True)
     labels = [TABLE2_LABELS[k] for k in files]
     table = comparison_table(meas, PAPER_TABLE2 if paper else {}, rows=labels, columns=cols)
-    k_of = {TABLE2_LABELS[k]: ks.get(k) for k in files}
+    k_of = {TABLE2_LABELS[k]: ks[k] for k in files}
     table.insert(1, "K", [k_of[r] for r in table["row"]])
     table = table.merge(_metric_summary(meas), on=["row", "column"], how="left")
     for _, cell in table.iterrows():
@@ -388,8 +391,8 @@ def run_make_table2(
         f"Seeds: {seeds}. AUPR of a detector without skill = "
         "the OoD fraction of the images; FPR95 = fraction of in-distribution images flagged at the threshold "
         "that flags 95 % of the OoD images (lower is better).",
-        "K per row: " + "; ".join(f"{TABLE2_LABELS[k]} K = {ks.get(k)}" for k in files) + ".",
-        *(_row_note(k, ks.get(k), settings) for k in files),
+        "K per row: " + "; ".join(f"{TABLE2_LABELS[k]} K = {ks[k]}" for k in files) + ".",
+        *(_row_note(k, ks[k], settings) for k in files),
         "The paper reports only the PAE density and AE reconstruction error rows; the Eq. 12 rows follow its "
         "Sec. 2.2 and the VAE rows are likelihood baselines computed here on the same data and nets."
         if paper else "The paper has no values for this experiment (its Table 2 is F-MNIST in-distribution).",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,18 @@ from pae.files import io
 from pae.files.artifacts import load_latents, load_model, load_split, load_train_valid, save_flow, save_model
 from pae.files.io import FileCheckpoint, save_json, save_npz
 from pae.science import runtime
-from pae.science.flows import build_flow, mean_nll, train_flow
+from pae.science.flows import FlowArchitecture, FlowTraining, fit_flow, mean_nll
 from pae.science.nets import AutoEncoder
-from pae.science.runtime import resolve_device, seed_everything
-from pae.science.train import LogFn, LossFn, ae_loss, encode, fit, pixel_sigma, reconstruction_mse
+from pae.science.runtime import resolve_device
+from pae.science.train import (
+    LogFn,
+    LossFn,
+    TrainSettings,
+    ae_loss,
+    encode_splits,
+    reconstruction_mse,
+    train_model,
+)
 
 
 def train_network(
@@ -29,21 +38,18 @@ def train_network(
     data_path: str | Path,
     model_path: str | Path,
     checkpoint_path: str | Path,
-    settings: Mapping[str, Any],
+    settings: TrainSettings,
     meta: Mapping[str, Any],
     log: LogFn = print,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Seed, build the network for the data's image shape, `pae.science.train.fit` it on the train split (validation
-    MSE each epoch, resumable from `checkpoint_path`) and save it with meta (settings, training seconds,
-    final val_mse). Shared by the AE and the VAE baselines, which the paper trains "with the same
-    procedure". The caller removes the checkpoint once all its outputs are written."""
+    """`pae.science.train.train_model` on the data's train split (validation MSE each epoch, resumable from
+    `checkpoint_path`), then save the network with meta (settings, training seconds, final val_mse). Shared
+    by the AE and the VAE baselines, which the paper trains "with the same procedure". The caller removes
+    the checkpoint once all its outputs are written."""
     x_train, x_valid = load_train_valid(data_path)
-    seed_everything(int(settings.get("seed", 0)))  # weight initialisation
-    model = build(tuple(x_train.shape[1:]))
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"{type(model).__name__} {dict(meta)} on {data_path} ({x_train.shape}): {n_params} parameters")
-    history = fit(model, loss_fn, x_train, x_valid, settings, FileCheckpoint(checkpoint_path), log)
-    info = dict(meta) | {"data": str(data_path), "settings": dict(settings),
+    log(f"{dict(meta)} on {data_path}")
+    model, history = train_model(build, loss_fn, x_train, x_valid, settings, FileCheckpoint(checkpoint_path), log)
+    info = dict(meta) | {"data": str(data_path), "settings": asdict(settings),
                          "train_seconds": float(sum(h["seconds"] for h in history)),
                          "val_mse": float(history[-1]["val_mse"]), "epochs": len(history)}
     save_model(model_path, model, info)
@@ -57,7 +63,7 @@ def run_train_ae(
     checkpoint_path: str | Path,
     latent_dim: int,
     net: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    settings: TrainSettings,
     log: LogFn = print,
 ) -> list[dict[str, float]]:
     """Rule train_ae: the infoGAN AE (net: norm, spectral_norm, dropout, encoder_outputs) trained on Eq. 2;
@@ -75,8 +81,8 @@ def run_encode_ae(
     stats_path: str | Path,
     metrics_path: str | Path,
     scale: float,
-    batch_size: int = 500,
-    device: str = "auto",
+    batch_size: int,
+    device: str,
     log: LogFn = print,
 ) -> dict[str, float]:
     """Rule encode_ae: latents of every split, σ of Eq. 8 on the validation split, MSE metrics."""
@@ -84,21 +90,16 @@ def run_encode_ae(
     dev = resolve_device(device)
     model, meta = load_model(model_path, dev)
     splits = {split: load_split(data_path, split) for split in ("train", "valid", "test")}
-    arrays: dict[str, np.ndarray] = {}
-    for split, x in splits.items():
-        arrays[f"z_{split}"] = encode(model, x, scale, batch_size, dev)
-        if not np.isfinite(arrays[f"z_{split}"]).all():
-            raise ValueError(f"{model_path}: non-finite latents on the {split} split; retrain the model")
-    sigma = pixel_sigma(model, splits["valid"], scale, batch_size, dev)
+    latents, sigma = encode_splits(model, splits, scale, batch_size, dev)
     metrics = {
-        "latent_dim": int(arrays["z_train"].shape[1]),
+        "latent_dim": int(latents["z_train"].shape[1]),
         "val_mse": float(np.mean(sigma.astype(np.float64) ** 2)),
         "test_mse": reconstruction_mse(model, splits["test"], scale, batch_size, dev),
         "mean_sigma2": float(np.mean(sigma.astype(np.float64) ** 2)),
-        "train_seconds": meta.get("train_seconds"),  # None for models trained outside train_ae
+        "train_seconds": meta["train_seconds"] if "train_seconds" in meta else None,  # models trained elsewhere
         "encode_seconds": time.perf_counter() - t0,
     }
-    save_npz(stats_path, sigma=sigma, **arrays)
+    save_npz(stats_path, sigma=sigma, **latents)
     save_json(metrics_path, metrics)
     log(" ".join(f"{k} {v}" for k, v in metrics.items()))
     return metrics
@@ -117,29 +118,23 @@ def run_train_flow(
     flow_out: str | Path,
     metrics_out: str | Path,
     history_out: str | Path,
-    flow_cfg: Mapping[str, Any],
+    arch: FlowArchitecture,
+    training: FlowTraining,
     seed: int,
-    device: str = "auto",
-    threads: int = 1,
+    device: str,
+    threads: int,
 ) -> dict[str, Any]:
-    """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv."""
+    """Rule train_flow: ae_stats.npz → flow.pt, flow_metrics.json, flow_history.csv (`pae.science.flows.fit_flow`)."""
     runtime.set_threads(threads)
-    runtime.seed_everything(seed)
     dev = runtime.resolve_device(device)
     lat = load_latents(stats_path)
-    K = lat["z_train"].shape[1]
     t0 = time.perf_counter()
-    flow = build_flow(K, flow_cfg, lat["z_train"], seed=seed)
-    n_params = sum(p.numel() for p in flow.parameters())
-    print(f"flow: {flow.kind}, K={K}, {flow.init_kwargs['n_layers']} couplings, {n_params} parameters, "
-          f"{len(lat['z_train'])} train / {len(lat['z_valid'])} valid latents, device {dev}", flush=True)
-    hist = train_flow(flow, lat["z_train"], lat["z_valid"], flow_cfg, seed=seed, device=dev,
-                      log=lambda s: print(s, flush=True))
+    flow, hist = fit_flow(lat["z_train"], lat["z_valid"], arch, training, seed, dev, log=lambda s: print(s, flush=True))
     wall = time.perf_counter() - t0
     best = hist["best_epoch"][0]
     metrics: dict[str, Any] = {
-        "K": K, "kind": flow.kind, "parameters": n_params, "epochs": int(flow_cfg["epochs"]),
-        "best_epoch": best, "valid_nll": hist["valid_nll"][best - 1],
+        "K": flow.K, "kind": flow.kind, "parameters": sum(p.numel() for p in flow.parameters()),
+        "epochs": int(training.epochs), "best_epoch": best, "valid_nll": hist["valid_nll"][best - 1],
         "train_nll": mean_nll(flow, torch.as_tensor(lat["z_train"], device=dev)),
         "last_epoch_train_nll_noisy": hist["train_nll"][-1], "last_epoch_valid_nll": hist["valid_nll"][-1],
         "wall_seconds": wall, "device": str(dev),
