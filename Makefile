@@ -7,7 +7,7 @@ CORES  ?= 2
 QUICK   = --configfile config/quick.yaml
 SMK     = $(BIN)/snakemake --cores $(CORES) --printshellcmds --show-failed-logs
 
-.PHONY: venv table2 table2-all-rows table1 figures data paper test lint report
+.PHONY: venv table2 table2-all-rows table1 figures data paper test lint report config-docs
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -36,6 +36,9 @@ report: venv            ## HTML report of the quick configuration
 
 test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
 	$(BIN)/python -m pytest -q tests
+
+config-docs: venv      ## config/README.md from the schema (tests/test_config.py checks it is current)
+	$(BIN)/python -c "from pae.config import reference_markdown; print(reference_markdown(), end='')" > config/README.md
 
 lint: venv
 	$(BIN)/snakemake --lint

@@ -186,3 +186,22 @@ def test_snakemake_dry_run_with_typed_overrides(repo_root, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "seed1" in proc.stdout and "seed2" not in proc.stdout
+
+
+def test_config_readme_is_generated_from_the_schema(repo_root):
+    """config/README.md is `make config-docs` output of the current schema: one row per leaf key."""
+    from pae.config import reference_markdown, schema_leaves
+
+    text = (repo_root / "config" / "README.md").read_text()
+    assert text == reference_markdown(), "config/README.md is out of date: run `make config-docs`"
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert sorted(r.split("`")[1] for r in rows) == sorted(schema_leaves())  # every leaf once
+    changed = reference_markdown({**schema_leaves_root(repo_root), "properties": {"outdir": {
+        "type": "string", "default": "elsewhere", "description": "x"}}})
+    assert changed != text and "`\"elsewhere\"`" in changed  # a changed default changes the file
+
+
+def schema_leaves_root(repo_root):
+    import yaml
+
+    return yaml.safe_load((repo_root / "workflow" / "schemas" / "config.schema.yaml").read_text())

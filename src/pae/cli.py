@@ -248,7 +248,7 @@ def cmd_fid(args: argparse.Namespace) -> None:
         except FileNotFoundError as err:
             raise UsageError(str(err).replace("config key 'fid.inception_weights'", "--inception-weights")) from err
         if "inception" not in extractors:
-            reason = status.get("inception", "unavailable").split(":", 1)[-1].strip()
+            reason = status["inception"].split(":", 1)[-1].strip() if "inception" in status else "unavailable"
             raise InceptionUnavailable(
                 f"Inception weights unavailable: {reason}; pass --inception-weights PATH "
                 "(pt_inception-2015-12-05-6726825d.pth), allow --download, or use --features domain --classifier PATH"

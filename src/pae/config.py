@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.resources
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -320,3 +321,43 @@ def schema_leaves(schema: Mapping[str, Any] | None = None) -> dict[str, dict[str
 
     walk(root, "")
     return leaves
+
+
+def _type_of(sub: Mapping[str, Any], root: Mapping[str, Any]) -> str:
+    """A short type for the reference table: integer, number ≥ 0, one of a | b, list of integer, ..."""
+    sub = _resolve(sub, root)
+    if "enum" in sub:
+        return "one of " + " \\| ".join(str(v) for v in sub["enum"])
+    if "oneOf" in sub or "anyOf" in sub:
+        return " or ".join(_type_of(b, root) for b in sub.get("oneOf") or sub["anyOf"])
+    kind = sub.get("type", "any")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if kind == "array" and "items" in sub:
+        return f"list of {_type_of(sub['items'], root)}"
+    return {"object": "mapping"}.get(kind, kind)
+
+
+def reference_markdown(schema: str | Path | Mapping[str, Any] | None = None) -> str:
+    """config/README.md: one table row per leaf key of the schema (key, type, default, description),
+    grouped by section; written by `make config-docs`, checked by tests/test_config.py."""
+    root = _load_schema(schema)
+    lines = ["# Configuration reference", "",
+             "Generated from `workflow/schemas/config.schema.yaml` by `make config-docs`; do not edit by hand.",
+             "Every key has a default (the paper's setting, also in `config/config.yaml`), so an overlay",
+             "(`--configfile`) or `--config` names only what it changes. `config/quick.yaml`, `test.yaml`,",
+             "`reverse.yaml`, `celeba.yaml` and `quick-all-rows.yaml` are such overlays.", ""]
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for key, sub in schema_leaves(root).items():
+        groups.setdefault(key.split(".")[0] if "." in key else "", []).append((key, sub))
+    for section, rows in groups.items():
+        lines += ["", f"## `{section}`" if section else "## top level", "", "| key | type | default | description |",
+                  "|---|---|---|---|"]
+        for key, sub in rows:
+            lines.append(_reference_row(key, sub, root))
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def _reference_row(key: str, sub: Mapping[str, Any], root: Mapping[str, Any]) -> str:
+    default = json.dumps(sub["default"], ensure_ascii=False) if "default" in sub else "(required)"
+    text = str(sub["description"]).replace("|", "\\|").replace("\n", " ")
+    return f"| `{key}` | {_type_of(sub, root)} | `{default}` | {text} |"

@@ -38,6 +38,11 @@ class Data:
     celeba_resample: str
     omniglot_count: int | None
 
+    def registry_defaults(self) -> dict[str, Any]:
+        """The options of the built-in datasets this section sets (`pae.files.datasets.KINDS` data_defaults)."""
+        return {"valid_size": self.valid_size, "split_seed": self.split_seed, "celeba_size": self.celeba_size,
+                "celeba_resample": self.celeba_resample, "omniglot_count": self.omniglot_count}
+
 
 @dataclass(frozen=True)
 class AE:

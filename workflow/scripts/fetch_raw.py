@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from pae.files.io import redirect_output
+from pae.settings import Settings
 from pae.stages.data import run_fetch_raw
 
 with redirect_output(snakemake.log[0]):
@@ -12,6 +13,6 @@ with redirect_output(snakemake.log[0]):
         snakemake.wildcards.source,
         snakemake.wildcards.file,
         Path(snakemake.output[0]).parent.parent,
-        snakemake.config["data"],
+        Settings.from_config(snakemake.config, validate=False).data,
     )
 print(f"[data] {snakemake.wildcards.source}/{snakemake.wildcards.file}: {origin}", file=sys.stderr)  # on the console

@@ -281,7 +281,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu",
     except RuntimeError as err:
         raise ArtifactError(f"{path}: weights do not match {cls.__name__}({blob['kwargs']}): {err}; delete it "
                             f"and {remake}") from err
-    return model.to(device).eval(), dict(blob.get("meta", {}))
+    return model.to(device).eval(), dict(blob["meta"] if "meta" in blob else {})
 
 
 def load_flow(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentFlow, dict[str, Any]]:

@@ -118,7 +118,7 @@ def _split_spec(value: Any, key: str) -> dict[str, Any] | None:
     unknown = sorted(set(value) - {"valid", "test", "seed"})
     if unknown:
         raise DatasetError(f"{key}: unknown keys {unknown}; use valid, test and seed")
-    out: dict[str, Any] = {"valid": value.get("valid"), "test": value.get("test"), "seed": value.get("seed", 0)}
+    out: dict[str, Any] = {"valid": None, "test": None, "seed": 0} | dict(value)  # seed 0: the schema's default
     for part in ("valid", "test"):
         v = out[part]
         if v is None:

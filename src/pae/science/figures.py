@@ -261,10 +261,10 @@ def fig6(
     ax.scatter(modes[:, 0], modes[:, 1], s=20 + 180 * w / max(w.max(), 1e-12), marker="x", color="#c0392b",
                label="modes (size ∝ weight)")
     i, j = marginal["dims"]
-    sym = marginal.get("symbol", "u")  # u: the flow's latent space (paper); z: the AE latent (original code)
+    sym = marginal["symbol"]  # u: the flow's latent space (paper); z: the AE latent (original code)
     ax.set_xlabel(f"${sym}_{{{i + 1}}}$")
     ax.set_ylabel(f"${sym}_{{{j + 1}}}$")
-    ax.set_title(f"posterior, {marginal.get('title', '')}", fontsize=9)
+    ax.set_title(f"posterior, {marginal['title']}", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     right = outer[2].subgridspec(2, 1, hspace=0.12)
     show_grid(fig.add_subplot(right[0]), masked_rgb(samples), ncols, title=f"{n} posterior samples")

@@ -232,7 +232,8 @@ def fit(
     state = ckpt.load() if ckpt is not None else None
     if state is not None:
         if state.get("identity") != identity:
-            stale = sorted(k for k in identity if state.get("identity", {}).get(k) != identity[k])
+            saved = state["identity"] if isinstance(state.get("identity"), dict) else {}
+            stale = sorted(k for k in identity if saved.get(k) != identity[k])
             log(f"checkpoint {ckpt.name} differs in {stale}; ignoring it and training from scratch")
         else:
             model.load_state_dict(state["model"])

@@ -11,13 +11,14 @@ from pae.files.artifacts import read_npz
 from pae.files.data import fetch_raw
 from pae.files.datasets import write_processed
 from pae.files.io import save_npz
+from pae.settings import Data
 
 
-def run_fetch_raw(source: str, filename: str, raw_dir: str | Path, data_cfg: dict) -> str:
-    """Rule fetch_raw: one verified raw file from the mirror, a system folder or its URL (`pae.files.data.fetch_raw`;
-    data_cfg: the config section `data`). Returns where it came from."""
-    _, origin = fetch_raw(source, filename, raw_dir, mirror=data_cfg.get("mirror"),
-                          system_dirs=data_cfg.get("system_dirs", []), download=data_cfg.get("download", True))
+def run_fetch_raw(source: str, filename: str, raw_dir: str | Path, data: Data) -> str:
+    """Rule fetch_raw: one verified raw file from the mirror (data.mirror or $PAE_DATA_MIRROR), a system folder
+    (data.system_dirs) or its URL (data.download; `pae.files.data.fetch_raw`). Returns where it came from."""
+    _, origin = fetch_raw(source, filename, raw_dir, mirror=data.mirror, system_dirs=data.system_dirs,
+                          download=data.download)
     return origin
 
 

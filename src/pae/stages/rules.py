@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from pae.files.datasets import KINDS, expected_shape, validate_registry
@@ -31,11 +30,9 @@ def table2_plan(settings: Settings) -> dict[str, tuple[str, int]]:
         raise ValueError("config key ood.rows asks for elbo/iwae rows, which score the plain VAE, but vae.models "
                          "has no entry 'vae'; add it (beta 1, capacity 0) or drop the rows")
 
-    def k_of(key: str) -> int:
-        section, name = key.split(".")
-        return int(getattr(getattr(settings, section), name))
-
-    return {r: (TABLE2_ROWS[r].part, k_of(TABLE2_ROWS[r].k_key)) for r in rows}
+    k_of = {"ood.density_K": settings.ood.density_K, "ood.recon_K": settings.ood.recon_K,
+            "ood.eq12_K": settings.ood.eq12_K, "vae.latent_dim": settings.vae.latent_dim}
+    return {r: (TABLE2_ROWS[r].part, int(k_of[TABLE2_ROWS[r].k_key])) for r in rows}
 
 
 def table2_inputs(settings: Settings, pattern: str, dataset: str, seeds: Sequence[int]) -> dict[str, list[str]]:
@@ -104,7 +101,7 @@ def dataset_registry(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every dataset a run can name, as normalised registry entries: the built-ins (fmnist, mnist, omniglot,
     celeba, with the data section's options) and the entries of config `datasets`, which may override them."""
     builtins = {name: None for name, kind in KINDS.items() if kind.builtin}
-    data = asdict(settings.data)
+    data = settings.data.registry_defaults()
     registry = validate_registry(builtins, data)
     registry.update(validate_registry(settings.datasets, data))
     return registry
