@@ -12,6 +12,7 @@ import torch
 import pae.files.data as D
 from pae.files import artifacts
 from pae.science.images import ImageError, to_model_input, to_uint8
+from pae.science.splits import random_split
 from pae.stages import data as stage_data
 from synthetic import (
     class_images,
@@ -162,15 +163,14 @@ def test_corrupt_existing_file_is_replaced(mirror, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- splits
-def test_split_indices_disjoint_and_deterministic():
-    tr, va = D.split_indices(100, 30, seed=3)
-    assert len(tr) == 70 and len(va) == 30 and not set(tr) & set(va)
-    np.testing.assert_array_equal(np.sort(np.concatenate([tr, va])), np.arange(100))
-    tr2, va2 = D.split_indices(100, 30, seed=3)
-    np.testing.assert_array_equal(va, va2)
-    assert not np.array_equal(va, D.split_indices(100, 30, seed=4)[1])
-    with pytest.raises(D.DataError, match="data.valid_size = 100"):
-        D.split_indices(100, 100, seed=0)
+def test_random_split_disjoint_and_deterministic():
+    tr, va, te = random_split(100, 30, 10, seed=3)
+    assert (len(tr), len(va), len(te)) == (60, 30, 10) and not (set(tr) & set(va) or set(va) & set(te))
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(100))
+    np.testing.assert_array_equal(va, random_split(100, 30, 10, seed=3)[1])
+    assert not np.array_equal(va, random_split(100, 30, 10, seed=4)[1])
+    with pytest.raises(ValueError, match="cannot split 100 images"):
+        random_split(100, 100, 0, seed=0)
 
 
 def test_preprocess_idx_dataset(mirror, tmp_path):
@@ -183,7 +183,7 @@ def test_preprocess_idx_dataset(mirror, tmp_path):
         assert npz["x_train"].shape == (44, 1, 28, 28) and npz["x_valid"].shape == (20, 1, 28, 28)
         assert npz["x_test"].shape == (32, 1, 28, 28) and npz["x_train"].dtype == np.uint8
     x_all = D.read_idx(raw / "fashion-mnist" / "train-images-idx3-ubyte.gz")
-    tr, va = D.split_indices(64, 20, 1)
+    tr, va, _ = random_split(64, 20, 0, 1)
     np.testing.assert_array_equal(arrays["x_valid"][:, 0], x_all[va])
     np.testing.assert_array_equal(artifacts.load_split(out, "train"), arrays["x_train"])
     with pytest.raises(D.DataError, match="valid_size = 64"):
@@ -327,7 +327,7 @@ def test_real_mirror(real_mirror, tmp_path, monkeypatch):
     assert np.bincount(y).tolist() == [6000] * 10
     _, y_mnist = D.read_idx_images(real_mirror / "mnist" / FMNIST_TEST, real_mirror / "mnist" / "t10k-labels-idx1-ubyte.gz")
     assert np.bincount(y_mnist).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    tr, va = D.split_indices(60000, 10000, 0)
+    tr, va, _ = random_split(60000, 10000, 0, 0)
     assert len(tr) == 50000 and len(va) == 10000
     images, labels = D.read_omniglot(real_mirror / "omniglot" / "images_evaluation.npz")
     assert images.shape == (13180, 105, 105) and labels.max() == 658

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pae.science.figures import PAPER_FIG3_FID
-from pae.science.tables import PAPER_TABLE1
+from pae.science.paper import PAPER_FIG3_FID, PAPER_TABLE1
 from pae.stages import fid as fid_stage
 from pae.stages.figures import run_fig2, run_fig3
 

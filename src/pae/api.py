@@ -34,6 +34,7 @@ import numpy as np
 from pae.config import ConfigError, deep_merge, paper_defaults, prepare_config
 from pae.science.images import ImageError, check_images, to_unit_float
 from pae.science.specs import TrainSettings
+from pae.science.splits import random_split
 from pae.settings import Settings
 
 FORMAT = "pae-api-v1"
@@ -66,14 +67,12 @@ def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
 
 
 def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from pae.files.data import split_indices
-
     if not 0 < valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
     if len(x) < 2:
         raise ValueError(f"x_train: need at least 2 images to hold out a validation part, got {len(x)}")
     n_valid = min(len(x) - 1, max(1, round(len(x) * valid_fraction)))
-    train, valid = split_indices(len(x), n_valid, seed)
+    train, valid, _ = random_split(len(x), n_valid, 0, seed)
     return x[train], x[valid]
 
 

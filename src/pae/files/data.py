@@ -442,42 +442,6 @@ def read_idx_images(images: str | Path, labels: str | Path) -> tuple[np.ndarray,
 # ----------------------------------------------------------------------------------------------------------
 # Preprocessing
 # ----------------------------------------------------------------------------------------------------------
-def split_indices(n: int, valid_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint sorted (train, valid) indices of ``range(n)``: ``valid_size`` drawn with ``seed``."""
-    if not 0 < valid_size < n:
-        raise DataError(
-            f"config key data.valid_size = {valid_size} must be between 1 and {n - 1} (the training file has "
-            f"{n} images); lower data.valid_size"
-        )
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[valid_size:]), np.sort(perm[:valid_size])
-
-
-def verified_paths(files: Sequence[RawFile], raw_dir: str | Path, verify: bool) -> list[Path]:
-    """Paths of the raw inputs, all checked against the registry before anything is processed."""
-    paths = [Path(p) for p in raw_paths(files, raw_dir)]
-    for path, entry in zip(paths, files, strict=True):
-        if not path.is_file():
-            raise MissingDataError(f"raw file {path} does not exist; run `snakemake data` to fetch it")
-        if verify:
-            try:
-                verify_file(path, entry)
-            except ChecksumError as exc:
-                raise ChecksumError(f"{exc}\nfix: delete {path} and rerun to fetch a fresh copy") from exc
-    return paths
-
-
-def idx_dataset(paths: Sequence[Path], valid_size: int, split_seed: int) -> dict[str, np.ndarray]:
-    x_tr, y_tr = read_idx_images(paths[0], paths[1])
-    x_te, y_te = read_idx_images(paths[2], paths[3])
-    train, valid = split_indices(len(x_tr), valid_size, split_seed)
-    return {
-        "x_train": x_tr[train], "y_train": y_tr[train],
-        "x_valid": x_tr[valid], "y_valid": y_tr[valid],
-        "x_test": x_te, "y_test": y_te,
-    }
-
-
 PIL_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 CELEBA_CROP = (slice(45, 173), slice(25, 153))  # rows, cols: the central 128x128 of 218x178 (original code)
 

@@ -29,6 +29,7 @@ import numpy as np
 from pae.files import data as D
 from pae.files.io import save_json, save_npz
 from pae.science.images import ImageError, check_images, net_size_problem
+from pae.science.splits import random_split
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -421,17 +422,10 @@ def split_counts(n: int, valid: int | float, test: int | float | None, where: st
     return nv, nt
 
 
-def split_three(n: int, n_valid: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Disjoint sorted (train, valid, test) indices of ``range(n)``; valid and test drawn with ``seed``."""
-    perm = np.random.default_rng(seed).permutation(n)
-    test, valid, train = perm[:n_test], perm[n_test:n_test + n_valid], perm[n_test + n_valid:]
-    return np.sort(train), np.sort(valid), np.sort(test)
-
-
 def _apply_split(x: np.ndarray, y: np.ndarray | None, spec: Mapping[str, Any], where: str,
                  with_test: bool) -> dict[str, np.ndarray]:
     nv, nt = split_counts(len(x), spec["valid"], spec["test"] if with_test else None, where)
-    idx = split_three(len(x), nv, nt, spec["seed"])
+    idx = random_split(len(x), nv, nt, spec["seed"])
     names = SPLITS if with_test else SPLITS[:2]
     out = {f"x_{s}": x[i] for s, i in zip(names, idx, strict=False)}
     if y is not None:
@@ -689,7 +683,10 @@ def read_idx_pair(train_images: str | Path, train_labels: str | Path, test_image
     try:
         x_tr, y_tr = D.read_idx_images(train_images, train_labels)
         x_te, y_te = D.read_idx_images(test_images, test_labels)
-        train, valid = D.split_indices(len(x_tr), valid_size, split_seed)
+        if not 0 < valid_size < len(x_tr):
+            raise D.DataError(f"config key data.valid_size = {valid_size} must be between 1 and {len(x_tr) - 1} "
+                              f"(the training file has {len(x_tr)} images); lower data.valid_size")
+        train, valid, _ = random_split(len(x_tr), valid_size, 0, split_seed)
     except D.DataError as exc:
         raise DatasetError(str(exc)) from exc
     arrays = {"x_train": x_tr[train], "y_train": y_tr[train], "x_valid": x_tr[valid], "y_valid": y_tr[valid],

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from pae.science.paper import PAPER_FIG3_FID, PAPER_FIG4_FID  # noqa: E402
+
 
 def tile_images(images: np.ndarray, ncols: int) -> np.ndarray:
     """Tile uint8 images (N, C, H, W) into one (rows·H, ncols·W[, C]) array with 1-pixel gaps."""
@@ -103,7 +105,6 @@ def fig5(
 
 
 # Fig. 2 and Fig. 3 (paper Sec. 4.1) ------------------------------------------------------------------------
-PAPER_FIG3_FID = {64: 31.7, 128: 28.0}  # Fig. 3 caption: PAE sample FIDs (Inception) at K = 64 and 128
 
 
 def _fid_text(value) -> str:
@@ -136,7 +137,6 @@ def fig3(samples: dict[int, np.ndarray], fids: dict[int, dict], ncols: int = 8) 
 
 
 # Fig. 4 (paper Sec. 4.1: CelebA samples and interpolations) ------------------------------------------------
-PAPER_FIG4_FID = {"sample": 49.2, "reconstruction": 44.0}  # Fig. 4 caption: CelebA, K = 64 (Inception)
 FIG4_ROW_LABELS = ("PAE: through the flow's u", "linear in z")
 
 

@@ -40,8 +40,9 @@ from pae.science.features import (
 )
 from pae.science.images import to_uint8
 from pae.science.metrics import frechet_distance
+from pae.science.paper import PAPER_TABLE1
 from pae.science.sampling import reconstructions
-from pae.science.tables import PAPER_TABLE1, comparison_table
+from pae.science.tables import comparison_table
 from pae.settings import FidJob
 from pae.stages.common import write_table
 

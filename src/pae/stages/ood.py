@@ -31,8 +31,9 @@ from pae.science.catalog import IN_SET
 from pae.science.density import eval_mode, quantization_sigma
 from pae.science.images import to_model_input
 from pae.science.metrics import aupr, auroc, fpr_at_tpr
+from pae.science.paper import PAPER_IN_DATASET, PAPER_TABLE2, REPORTED_TABLE2
 from pae.science.scores import image_scores
-from pae.science.tables import PAPER_TABLE2, REPORTED_TABLE2, comparison_table, markdown_block
+from pae.science.tables import comparison_table, markdown_block
 from pae.science.vae import vae_scores
 from pae.settings import ScoreJob
 from pae.stages.common import load_floored_sigma, write_table
@@ -324,7 +325,6 @@ def _metric_summary(meas: pd.DataFrame) -> pd.DataFrame:
     return out[["row", "column", "aupr", "aupr_std", "fpr95", "fpr95_std"]]
 
 
-PAPER_IN_DATASET = "fmnist"  # the paper's Table 2: models trained on F-MNIST (its values apply only then)
 FLIPS = {"none": "", "hflip": " flipped left-right", "vflip": " flipped up-down"}
 
 
