@@ -42,6 +42,7 @@ import torch
 import yaml
 
 from pae.config import deep_merge
+from pae.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("curve", "x_name", "x", "seconds", "per_unit", "unit", "threads", "note")
@@ -126,20 +127,17 @@ class Models:
     def ae(self, K: int) -> torch.nn.Module:
         from pae.science.nets import AutoEncoder
 
-        a = self.paper["ae"]
-        outputs = 2 * K if a.get("encoder_outputs") == "2K" else None
-        return self._get(f"ae{K}", lambda: AutoEncoder(K, (1, 28, 28), a["norm"], a["spectral_norm"], a["dropout"],
-                                                        encoder_outputs=outputs))
+        net = Settings.from_config(self.paper).ae.net(K)  # the 2K encoder width comes from pae.settings
+        return self._get(f"ae{K}", lambda: AutoEncoder(K, (1, 28, 28), **net))
 
     def vae(self, K: int) -> torch.nn.Module:
         from pae.science.nets import VAE
 
-        a = self.paper["ae"]
-        return self._get(f"vae{K}", lambda: VAE(K, (1, 28, 28), a["norm"], a["spectral_norm"], a["dropout"]))
+        layers = Settings.from_config(self.paper).ae.layers
+        return self._get(f"vae{K}", lambda: VAE(K, (1, 28, 28), **layers))
 
     def flow(self, K: int, which: str) -> Any:
         from pae.science.flows import build_flow
-        from pae.settings import Settings
 
         flow = Settings.from_config(self.paper if which == "paper" else self.quick).flow
         z = torch.randn(4096, K, generator=torch.Generator().manual_seed(K)).numpy()

@@ -48,7 +48,7 @@ def random_models(K: int, seed: int = 0):
     from pae.science.nets import AutoEncoder
 
     torch.manual_seed(seed)
-    ae = AutoEncoder(K, (1, 28, 28)).eval()
+    ae = AutoEncoder(K, (1, 28, 28), norm="batch", spectral_norm=True, dropout=0.2).eval()
     flow = LatentFlow(K, "realnvp", 10, 32, num_bins=None, tail_bound=None, standardize=True, seed=0).eval()
     with torch.no_grad():  # move the zero-initialised coupling outputs off the identity
         for p in flow.parameters():

@@ -39,7 +39,7 @@ def quick_flow_config() -> dict:
 def ae_images_per_second(batch: int, precision: str, dropout: float, steps: int, warmup: int = 3) -> float:
     """Training images per second of full AE steps (forward, loss, backward, Adam) at the current threads."""
     torch.manual_seed(0)
-    model = AutoEncoder(64, (1, 28, 28), dropout=dropout).train()
+    model = AutoEncoder(64, (1, 28, 28), norm="batch", spectral_norm=True, dropout=dropout).train()
     optimizer = _make_optimizer(model, 1e-3, torch.device("cpu"))
     x = torch.rand(batch, 1, 28, 28) - 0.5
     for i in range(warmup + steps):

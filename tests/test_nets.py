@@ -141,11 +141,11 @@ def test_load_model_errors(tmp_path) -> None:
 
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="divisible by 4"):
-        AutoEncoder(4, (1, 30, 30))
+        AutoEncoder(4, (1, 30, 30), norm="batch", spectral_norm=True, dropout=0.2)
     with pytest.raises(ValueError, match="ae.norm"):
-        AutoEncoder(4, (1, 28, 28), norm="layer")
+        AutoEncoder(4, (1, 28, 28), norm="layer", spectral_norm=True, dropout=0.2)
     with pytest.raises(ValueError, match="ae.dropout"):
-        AutoEncoder(4, (1, 28, 28), dropout=1.0)
+        AutoEncoder(4, (1, 28, 28), norm="batch", spectral_norm=True, dropout=1.0)
 
 
 @pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 64, 64)])
@@ -184,4 +184,4 @@ def test_encoder_outputs_2k_keeps_first_k_and_rebuilds_from_kwargs(tmp_path) -> 
     with torch.no_grad():
         assert torch.equal(again.eval().encode(x), z)
     with pytest.raises(ValueError, match="encoder_outputs"):
-        AutoEncoder(4, (1, 28, 28), encoder_outputs=3)
+        AutoEncoder(4, (1, 28, 28), norm="batch", spectral_norm=True, dropout=0.2, encoder_outputs=3)

@@ -87,7 +87,7 @@ def test_samplers_use_eval_mode_and_restore_it(ae) -> None:
 
 def test_vae_samples_from_the_prior() -> None:
     torch.manual_seed(0)
-    vae = VAE(K, SHAPE, dropout=0.0).eval()
+    vae = VAE(K, SHAPE, norm="batch", spectral_norm=True, dropout=0.0).eval()
     x = sampling.sample_vae(vae, 6, 11)
     z = torch.randn(6, K, generator=torch.Generator().manual_seed(11))
     with torch.no_grad():

@@ -126,3 +126,14 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(f)):
         raise ValueError("features contain NaN or inf")
     return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def rates_at_fn_rate(scores_in: np.ndarray, scores_ood: np.ndarray, fn_rate: float) -> dict[str, float]:
+    """Fig. 5's numbers for one score: TP/FP ratio, TPR and FPR at a false-negative rate `fn_rate`, with the
+    OoD set as the positive class (as plotted) and with the in-distribution set positive (the original
+    AUROC code's convention: `*_in_positive`). Scores are "higher = more in-distribution"."""
+    tpr, fpr = tp_fp_rates(scores_in, scores_ood, fn_rate, "ood")
+    tpr_in, fpr_in = tp_fp_rates(scores_in, scores_ood, fn_rate, "in")
+    return {"ratio": tp_fp_ratio(scores_in, scores_ood, fn_rate, "ood"), "tpr": tpr, "fpr": fpr,
+            "ratio_in_positive": tp_fp_ratio(scores_in, scores_ood, fn_rate, "in"),
+            "tpr_in_positive": tpr_in, "fpr_in_positive": fpr_in}

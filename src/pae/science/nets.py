@@ -169,9 +169,9 @@ class AutoEncoder(nn.Module):
         self,
         latent_dim: int,
         image_shape: tuple[int, int, int] | list[int],
-        norm: str = "batch",
-        spectral_norm: bool = True,
-        dropout: float = 0.2,
+        norm: str,
+        spectral_norm: bool,
+        dropout: float,
         encoder_outputs: int | None = None,
     ) -> None:
         super().__init__()
@@ -219,9 +219,9 @@ class VAE(AutoEncoder):
         self,
         latent_dim: int,
         image_shape: tuple[int, int, int] | list[int],
-        norm: str = "batch",
-        spectral_norm: bool = True,
-        dropout: float = 0.2,
+        norm: str,
+        spectral_norm: bool,
+        dropout: float,
     ) -> None:
         super().__init__(
             latent_dim, image_shape, norm, spectral_norm, dropout, encoder_outputs=2 * int(latent_dim)

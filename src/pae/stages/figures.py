@@ -13,7 +13,7 @@ from pae.files.artifacts import load_flow, load_images, load_model, load_samples
 from pae.science import runtime
 from pae.science.figures import fig2, fig3, fig4, fig5
 from pae.science.images import to_model_input, to_uint8
-from pae.science.metrics import tp_fp_rates, tp_fp_ratio
+from pae.science.metrics import rates_at_fn_rate
 from pae.science.sampling import interpolate
 from pae.stages.common import save_figure
 from pae.stages.ood import score_pair
@@ -34,7 +34,8 @@ def fig5_ratios(
     ratio, tpr, fpr: OoD positive (plotted in Fig. 5): the threshold misses fn_rate of the OoD images and
     fpr is the fraction of in-distribution images flagged. ratio_in_positive, tpr_in_positive,
     fpr_in_positive: in-distribution positive (the original AUROC code's convention): the threshold rejects
-    fn_rate of the in-distribution images and fpr is the fraction of OoD images accepted."""
+    fn_rate of the in-distribution images and fpr is the fraction of OoD images accepted
+    (`pae.science.metrics.rates_at_fn_rate`)."""
     records = []
     for label, files, key in (("reconstruction error", recon_files, "recon"),
                               ("latent density", density_files, "density")):
@@ -42,13 +43,8 @@ def fig5_ratios(
             for p in paths:
                 scores, meta = load_scores(p)
                 a, b = score_pair(scores, key, ood, Path(p))
-                tpr, fpr = tp_fp_rates(a, b, fn_rate, "ood")
-                tpr_in, fpr_in = tp_fp_rates(a, b, fn_rate, "in")
-                records.append({"score": label, "K": int(K), "seed": meta.get("seed"),
-                                "ratio": tp_fp_ratio(a, b, fn_rate, "ood"), "tpr": tpr, "fpr": fpr,
-                                "n_in": a.size, "n_ood": b.size,
-                                "ratio_in_positive": tp_fp_ratio(a, b, fn_rate, "in"),
-                                "tpr_in_positive": tpr_in, "fpr_in_positive": fpr_in})
+                records.append({"score": label, "K": int(K), "seed": meta["seed"], "n_in": a.size,
+                                "n_ood": b.size, **rates_at_fn_rate(a, b, fn_rate)})
     return pd.DataFrame.from_records(records, columns=FIG5_COLUMNS)
 
 
