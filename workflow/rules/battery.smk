@@ -1,0 +1,105 @@
+"""Rules of the extended OoD battery (config ood.battery; pae.stages.battery): image sets beyond Table 2's,
+generated (noise, constant images) or transformed (inverted, blurred, shifted, rotated) from the datasets the
+pipeline has, scored with every Table 2 row (ood.rows) by the same score code as Table 2, into their own table.
+"""
+
+import pae.stages.battery as pae_battery
+
+BATTERY = pae_battery.battery_sets(config)
+BATTERY_BY_NAME = {s["name"]: s for s in BATTERY}
+BATTERY_NAMES = list(BATTERY_BY_NAME)
+BATTERY_SCORES = f"{RUN}/battery_scores_{{part}}.npz"
+BATTERY_FILES = [f"{OUT}/battery.{ext}" for ext in ["csv", "md"]]
+
+
+rule build_battery_set:
+    """One battery set of ood.battery: ood.battery_count images generated or transformed from its dataset's
+    test split (pae.science.battery), seeded by ood.battery_seed and the set's name."""
+    input:
+        lambda wc: f"{PROCESSED}/{BATTERY_BY_NAME[wc.battery]['dataset']}.npz",
+    output:
+        f"{PROCESSED}/battery/{{battery}}.npz",
+    log:
+        f"{LOGS}/build_battery_set/{{battery}}.log",
+    benchmark:
+        f"{BENCH}/build_battery_set/{{battery}}.tsv"
+    wildcard_constraints:
+        battery="|".join(BATTERY_NAMES),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        spec=lambda wc: BATTERY_BY_NAME[wc.battery],
+        n_images=config["ood"]["battery_count"],
+        seed=config["ood"]["battery_seed"],
+    script:
+        "../scripts/build_battery_set.py"
+
+
+rule battery_scores:
+    """Per-image OoD scores of one run on its test split and every battery set, part as in rule ood_scores
+    (recon, density, map or vae; same script and settings)."""
+    input:
+        unpack(
+            lambda wc: pae_battery.battery_rule_inputs(
+                RUN.format(**wc),
+                PROCESSED,
+                wc.dataset,
+                wc.part,
+                OOD_CFG["recon_sigma"],
+                BATTERY_NAMES,
+            )
+        ),
+    output:
+        BATTERY_SCORES,
+    log:
+        f"{LOGS}/battery_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{part}}.log",
+    benchmark:
+        f"{BENCH}/battery_scores/{{dataset}}_K{{K}}_seed{{seed}}_{{part}}.tsv"
+    wildcard_constraints:
+        part="recon|density|map|vae",
+    conda:
+        ENV
+    threads: config["threads"]["eval"]
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc: pae_rules.score_rule_runtime(wc.part, OOD_CFG),
+    params:
+        settings=lambda wc: pae_rules.score_rule_settings(
+            wc.part, OOD_CFG, config["data"]["scale"], VAE_SIGMA
+        ),
+        sets=BATTERY_NAMES,
+        device=config["device"],
+    script:
+        "../scripts/ood_scores.py"
+
+
+rule make_battery_table:
+    """The battery table: AUROC (AUPR, FPR95 in the CSV) of every row of ood.rows on every battery set, mean ±
+    std over seeds, and the mean over the sets."""
+    input:
+        **pae_rules.table2_inputs(config, BATTERY_SCORES, OOD_DATASET, SEEDS),
+    output:
+        csv=BATTERY_FILES[0],
+        md=BATTERY_FILES[1],
+    log:
+        f"{LOGS}/battery_table.log",
+    benchmark:
+        f"{BENCH}/battery_table.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        rows=list(TABLE2_PLAN),
+        ks={row: K for row, (_, K) in TABLE2_PLAN.items()},
+        sets=BATTERY,
+        in_dataset=OOD_DATASET,
+        n_images=config["ood"]["battery_count"],
+    script:
+        "../scripts/battery_table.py"

@@ -1,0 +1,54 @@
+"""The reproduction report of OUT (pae.stages.report): report.md, an offline report.html and report.json.
+
+It needs the main job's Table 2 and shows whatever else exists when the DAG is built, or is built by the same
+run (target paper_quick): Table 1, the 3-seed and reverse Tables 2, the battery, the reconstruction error
+against K, the posterior metrics and Figs. 2, 3, 5, 6. `make report` forces it, so it always shows the
+current files.
+"""
+
+import pae.stages.report as pae_report
+
+REPORT_FILES = [f"{OUT}/report.{ext}" for ext in ["md", "html", "json"]]
+REPORT_REVERSE = config["report"]["reverse_dir"]
+REPORT_SHOWS = pae_report.report_inputs(OUT, REPORT_REVERSE)
+
+
+def report_input(wildcards):
+    """Table 2, and every other file the report shows that exists now or that this run's targets build (the
+    quick paper: PAPER_QUICK_FILES, workflow/Snakefile)."""
+    dag = getattr(workflow, "dag_settings", None)
+    building = set(PAPER_QUICK_FILES) if "paper_quick" in set(getattr(dag, "targets", ())) else set()
+    return TABLE2_FILES[:2] + [
+        f
+        for f in REPORT_SHOWS
+        if f not in TABLE2_FILES and (os.path.exists(f) or f in building)
+    ]
+
+
+rule write_report:
+    """The reproduction report: every table and figure present, the paper's value beside ours with the
+    difference, seed std and gaps beyond 2 std, provenance (commit, config hash, versions, device, wall time
+    per stage)."""
+    input:
+        report_input,
+    output:
+        md=REPORT_FILES[0],
+        html=REPORT_FILES[1],
+        json=REPORT_FILES[2],
+    log:
+        f"{LOGS}/report.log",
+    conda:
+        ENV
+    threads: 1  # bookkeeping only: reads small files
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        outdir=OUT,
+        reverse_dir=REPORT_REVERSE,
+        config=config,
+        repo=workflow.basedir,
+        bench=BENCH,
+        rules=lambda wildcards: sorted(r.name for r in workflow.rules),
+    script:
+        "../scripts/write_report.py"
