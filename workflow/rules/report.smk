@@ -17,7 +17,11 @@ def report_input(wildcards):
     """Table 2, and every other file the report shows that exists now or that this run's targets build (the
     quick paper: PAPER_QUICK_FILES, workflow/Snakefile)."""
     dag = getattr(workflow, "dag_settings", None)
-    building = set(PAPER_QUICK_FILES) if "paper_quick" in set(getattr(dag, "targets", ())) else set()
+    building = (
+        set(PAPER_QUICK_FILES)
+        if "paper_quick" in set(getattr(dag, "targets", ()))
+        else set()
+    )
     return TABLE2_FILES[:2] + [
         f
         for f in REPORT_SHOWS

@@ -1,5 +1,6 @@
 """Rules of the summary tables: Table 2 over the seeds of ood.table2_seeds (mean ± std per cell, a target of its
-own: `table2_seeds`), and the reconstruction error of the ood.in_dataset AEs against K (pae.stages.summary)."""
+own: `table2_seeds`), and the reconstruction error of the ood.in_dataset AEs against K (pae.stages.summary).
+"""
 
 import pae.stages.rules as pae_rules
 
