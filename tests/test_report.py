@@ -126,6 +126,8 @@ def test_readme_block_numbers_must_match_the_snapshot():
     _, missing = fmt.parse_summary_block(README_BLOCK.replace("OMNIGLOT", "KMNIST"))
     assert "not in the snapshot" in fmt.summary_mismatches(missing, values)[0]
     assert fmt.parse_summary_block("no block") is None
+    generated = "<!-- results: x -->\n" + "\n".join(fmt.summary_rows(values, ["Table 2 · PAE"])) + "\n<!-- /results -->"
+    assert fmt.summary_mismatches(fmt.parse_summary_block(generated)[1], values) == []  # written rows read back
 
 
 def test_readme_summary_agrees_with_the_committed_snapshot(repo_root):

@@ -207,6 +207,18 @@ def parse_summary_block(text: str) -> tuple[str, list[tuple[str, list[str]]]] | 
     return m.group("source"), rows
 
 
+def summary_rows(values: Mapping[str, Mapping[str, Any]], prefixes: Sequence[str], digits: int = 3) -> list[str]:
+    """README block rows (`| key | ours [± std] | paper |`) for every snapshot value whose key starts with one
+    of `prefixes`, in the snapshot's order: what `summary_mismatches` reads back."""
+    rows = []
+    for key, v in values.items():
+        if any(key.startswith(p) for p in prefixes) and v.get("ours") is not None:
+            ours = f"{v['ours']:.{digits}f}" + (f" ± {v['ours_std']:.{digits}f}" if (v.get("n_seeds") or 1) > 1 else "")
+            paper = "–" if v.get("paper") is None else f"{v['paper']:.{digits}f}"
+            rows.append(f"| {key} | {ours} | {paper} |")
+    return rows
+
+
 def summary_mismatches(rows: Sequence[tuple[str, Sequence[str]]], values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Every number of the README block that the snapshot does not hold. Row cells are read as: ours (optionally
     'ours ± std'), then paper ('–' when none); each number must equal the snapshot value rounded to as many

@@ -8,6 +8,7 @@ several seeds it shows the std and marks gaps larger than 2 std. The provenance 
 versions, device, wall time per stage) is collected when the report is written (`pae.stages.provenance`).
 
     python -m pae.stages.report snapshot results/quick docs/results   # → docs/results/quick.{md,html,json} + quick/
+    python -m pae.stages.report summary docs/results/quick.json "Table 2 · PAE density"   # README block rows
 """
 
 from __future__ import annotations
@@ -239,8 +240,16 @@ def run_snapshot(report_dir: str | Path, docs_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
+    """`snapshot REPORT_DIR DOCS_DIR`, or `summary SNAPSHOT_JSON PREFIX...`: the README block rows of the values
+    whose keys start with a prefix (e.g. 'Table 2 · PAE density')."""
+    if len(argv) >= 3 and argv[0] == "summary":
+        values = json.loads(Path(argv[1]).read_text())["values"]
+        print(f"<!-- results: {argv[1]} -->\n| result | ours | paper |\n|---|---|---|")
+        print("\n".join(fmt.summary_rows(values, argv[2:])) + "\n<!-- /results -->")
+        return 0
     if len(argv) != 3 or argv[0] != "snapshot":
-        print("usage: python -m pae.stages.report snapshot REPORT_DIR DOCS_DIR", file=sys.stderr)
+        print("usage: python -m pae.stages.report snapshot REPORT_DIR DOCS_DIR\n"
+              "       python -m pae.stages.report summary SNAPSHOT_JSON KEY_PREFIX...", file=sys.stderr)
         return 2
     for path in run_snapshot(argv[1], argv[2]):
         print(path)
