@@ -19,7 +19,7 @@ import pytest
 from pae.science import report as fmt
 from pae.science.battery import BATTERY_KINDS, battery_images, blur, shift
 from pae.stages.battery import battery_sets, set_seed
-from pae.stages.report import build_report, run_snapshot, run_write_report
+from pae.stages.report import build_report, report_input_files, run_snapshot, run_write_report
 
 REF = np.random.default_rng(0).integers(0, 256, size=(12, 1, 28, 28), dtype=np.uint8)
 PARAMS = {"blur": {"sigma": 1.5}, "shift": {"pixels": 6}}
@@ -173,6 +173,12 @@ def test_report_shows_what_exists_and_names_what_to_run_for_the_rest(tmp_path):
     record = json.loads((out / "report.json").read_text())
     assert record["values"]["Table 2 · PAE density · MNIST"]["paper"] == pytest.approx(0.997)
     assert record["figures"] == ["figures/fig5.png"] and record["provenance"]["packages"]["numpy"]
+
+
+def test_report_waits_only_for_files_that_exist_or_that_the_run_builds():
+    shows, exists = ["t2.csv", "t1.csv", "fig.png"], {"fig.png"}.__contains__
+    assert report_input_files(["t2.csv"], shows, ["t1.csv"], False, exists) == ["t2.csv", "fig.png"]
+    assert report_input_files(["t2.csv"], shows, ["t1.csv"], True, exists) == ["t2.csv", "t1.csv", "fig.png"]
 
 
 def test_snapshot_is_named_after_the_reports_output_folder(tmp_path):

@@ -13,28 +13,19 @@ REPORT_REVERSE = config["report"]["reverse_dir"]
 REPORT_SHOWS = pae_report.report_inputs(OUT, REPORT_REVERSE)
 
 
-def report_input(wildcards):
-    """Table 2, and every other file the report shows that exists now or that this run's targets build (the
-    quick paper: PAPER_QUICK_FILES, workflow/Snakefile)."""
-    dag = getattr(workflow, "dag_settings", None)
-    building = (
-        set(PAPER_QUICK_FILES)
-        if "paper_quick" in set(getattr(dag, "targets", ()))
-        else set()
-    )
-    return TABLE2_FILES[:2] + [
-        f
-        for f in REPORT_SHOWS
-        if f not in TABLE2_FILES and (os.path.exists(f) or f in building)
-    ]
-
-
 rule write_report:
     """The reproduction report: every table and figure present, the paper's value beside ours with the
     difference, seed std and gaps beyond 2 std, provenance (commit, config hash, versions, device, wall time
     per stage)."""
     input:
-        report_input,
+        # Table 2, and every other file the report shows that exists now or that this run builds. The run's
+        # targets are read here, when the DAG is built: Snakemake sets them only after parsing the rule files.
+        lambda wc: pae_report.report_input_files(
+            TABLE2_FILES[:2],
+            REPORT_SHOWS,
+            PAPER_QUICK_FILES,
+            "paper_quick" in getattr(workflow.dag_settings, "targets", ()),
+        ),
     output:
         md=REPORT_FILES[0],
         html=REPORT_FILES[1],
@@ -48,7 +39,7 @@ rule write_report:
         mem_mb=2000,
         runtime=10,
     params:
-        outdir=OUT,
+        outdir=lambda wildcards, output: os.path.dirname(output.md),
         reverse_dir=REPORT_REVERSE,
         config=config,
         repo=workflow.basedir,
