@@ -12,19 +12,18 @@ BATTERY_SCORES = f"{RUN}/battery_scores_{{part}}.npz"
 BATTERY_FILES = [f"{OUT}/battery.{ext}" for ext in ["csv", "md"]]
 
 
-rule build_battery_set:
-    """One battery set of ood.battery: ood.battery_count images generated or transformed from its dataset's
-    test split (pae.science.battery), seeded by ood.battery_seed and the set's name."""
+rule build_battery_sets:
+    """Every battery set of ood.battery in one job (one import instead of one per set): ood.battery_count
+    images each, generated or transformed from its dataset's test split (pae.science.battery), seeded by
+    ood.battery_seed and the set's name."""
     input:
-        lambda wc: f"{PROCESSED}/{BATTERY_BY_NAME[wc.battery]['dataset']}.npz",
+        sorted({f"{PROCESSED}/{s['dataset']}.npz" for s in BATTERY}),
     output:
-        f"{PROCESSED}/battery/{{battery}}.npz",
+        [f"{PROCESSED}/battery/{name}.npz" for name in BATTERY_NAMES],
     log:
-        f"{LOGS}/build_battery_set/{{battery}}.log",
+        f"{LOGS}/build_battery_sets.log",
     benchmark:
-        f"{BENCH}/build_battery_set/{{battery}}.tsv"
-    wildcard_constraints:
-        battery="|".join(BATTERY_NAMES),
+        f"{BENCH}/build_battery_sets.tsv"
     conda:
         ENV
     threads: 1
@@ -32,11 +31,12 @@ rule build_battery_set:
         mem_mb=2000,
         runtime=10,
     params:
-        spec=lambda wc: BATTERY_BY_NAME[wc.battery],
+        specs=BATTERY,
+        sources=[f"{PROCESSED}/{s['dataset']}.npz" for s in BATTERY],
         n_images=config["ood"]["battery_count"],
         seed=config["ood"]["battery_seed"],
     script:
-        "../scripts/build_battery_set.py"
+        "../scripts/build_battery_sets.py"
 
 
 rule battery_scores:
@@ -86,9 +86,9 @@ rule make_battery_table:
         csv=BATTERY_FILES[0],
         md=BATTERY_FILES[1],
     log:
-        f"{LOGS}/battery_table.log",
+        f"{LOGS}/make_battery_table.log",
     benchmark:
-        f"{BENCH}/battery_table.tsv"
+        f"{BENCH}/make_battery_table.tsv"
     conda:
         ENV
     threads: 1

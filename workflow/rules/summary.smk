@@ -21,7 +21,7 @@ rule make_table2_seeds:
     log:
         f"{LOGS}/table2_seeds.log",
     benchmark:
-        f"{BENCH}/table2_seeds.tsv"
+        f"{BENCH}/make_table2_seeds.tsv"
     conda:
         ENV
     threads: 1
@@ -53,7 +53,7 @@ rule make_recon_table:
     log:
         f"{LOGS}/recon_vs_K.log",
     benchmark:
-        f"{BENCH}/recon_vs_K.tsv"
+        f"{BENCH}/make_recon_table.tsv"
     conda:
         ENV
     threads: 1

@@ -23,7 +23,8 @@ SUMMARY_SEP = " · "  # joins table, row and column into one README summary key
 
 
 def fmt_number(value: Any, digits: int = 3) -> str:
-    """A number with `digits` decimals (or 3 significant digits for small values); text as it is; '–' for NaN."""
+    """A number with `digits` decimals (3 significant digits below 10^-(digits-1), 1 decimal from 10 on, e.g. an
+    FID); text as it is; '–' for NaN."""
     if isinstance(value, str):
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -31,7 +32,7 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     value = float(value)
     if value != 0 and abs(value) < 10 ** -(digits - 1):
         return f"{value:.3g}"
-    return f"{value:.{digits}f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.{digits}f}"
 
 
 def is_number(value: Any) -> bool:
@@ -45,30 +46,32 @@ def exceeds_two_std(difference: Any, std: Any, n_seeds: Any) -> bool:
     return abs(float(difference)) > 2 * float(std)
 
 
-def comparison_cell(line: Mapping[str, Any], digits: int = 3) -> str:
+def comparison_cell(line: Mapping[str, Any], digits: int = 3, reference: str = "paper") -> str:
     """'ours ± std (paper p, Δ d)' from one line of a tidy comparison table (columns ours, ours_std, n_seeds,
-    paper, difference); '†' marks a gap to the paper larger than 2 std over seeds."""
+    paper, difference; `reference` names where the `paper` column comes from); '†' marks a gap to it larger
+    than 2 std over seeds."""
     ours = line.get("ours")
     text = fmt_number(ours, digits)
     if is_number(ours) and is_number(line.get("n_seeds")) and int(line["n_seeds"]) > 1:
         text += f" ± {fmt_number(line.get('ours_std'), digits)}"
     if is_number(line.get("paper")):
-        text += f" (paper {fmt_number(line['paper'], digits)}"
+        text += f" ({reference} {fmt_number(line['paper'], digits)}"
         if is_number(line.get("difference")):
-            text += f", Δ {float(line['difference']):+.{digits}f}"
+            diff = float(line["difference"])
+            text += f", Δ {diff:+.1f}" if abs(diff) >= 10 else f", Δ {diff:+.{digits}f}"
         text += ")"
     if exceeds_two_std(line.get("difference"), line.get("ours_std"), line.get("n_seeds")):
         text += " †"
     return text
 
 
-def comparison_rows(table: pd.DataFrame, digits: int = 3) -> tuple[list[str], list[list[str]]]:
+def comparison_rows(table: pd.DataFrame, digits: int = 3, reference: str = "paper") -> tuple[list[str], list[list[str]]]:
     """A wide table (rows × columns, cells from `comparison_cell`) of a tidy comparison table."""
     columns = list(dict.fromkeys(table["column"]))
     rows = []
     for r in dict.fromkeys(table["row"]):
         sub = table[table["row"] == r].set_index("column")
-        rows.append([str(r)] + [comparison_cell(sub.loc[c].to_dict(), digits) if c in sub.index else "–"
+        rows.append([str(r)] + [comparison_cell(sub.loc[c].to_dict(), digits, reference) if c in sub.index else "–"
                                 for c in columns])
     return ["", *map(str, columns)], rows
 
@@ -88,8 +91,12 @@ def two_std_gaps(table: pd.DataFrame, digits: int = 3) -> list[str]:
 
 def frame_rows(frame: pd.DataFrame, digits: int = 3) -> tuple[list[str], list[list[str]]]:
     """Any data frame as (header, rows), numbers with `digits` decimals."""
-    return [str(c) for c in frame.columns], [[fmt_number(v, digits) if isinstance(v, float) else str(v) for v in line]
-                                             for line in frame.itertuples(index=False)]
+    def cell(v: Any) -> str:
+        if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+            return str(int(v))  # counts, K, seeds
+        return fmt_number(v, digits) if isinstance(v, float) else str(v)
+
+    return [str(c) for c in frame.columns], [[cell(v) for v in line] for line in frame.itertuples(index=False)]
 
 
 def summary_values(name: str, table: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -142,7 +149,7 @@ _CODE = re.compile(r"`([^`]+)`")
 STYLE = """body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.4;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #bbb;padding:0.25em 0.6em;text-align:left}
 th{background:#eee}code,pre{background:#f4f4f4;font-size:90%}pre{padding:0.5em;overflow-x:auto}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-style:italic}"""
+.wide{overflow-x:auto}figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-style:italic}"""
 
 
 def _inline(text: str) -> str:
@@ -166,7 +173,7 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
         elif kind == "table":
             head = "".join(f"<th>{_inline(h)}</th>" for h in block[1])
             rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in block[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            body.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif kind == "img":
             src, cap = html.escape(block[1]), _inline(block[2])
             body.append(f'<figure><img src="{src}" alt="{html.escape(block[2])}" '

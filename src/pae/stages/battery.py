@@ -66,7 +66,7 @@ def set_seed(seed: int, name: str) -> np.random.Generator:
 
 def run_build_battery_set(data_path: str | Path, out: str | Path, spec: Mapping[str, Any], count: int | None,
                           seed: int) -> np.ndarray:
-    """Rule build_battery_set: battery set `spec` (one completed entry of ood.battery) from the test split of
+    """Rule build_battery_sets (one call per set): battery set `spec` (one completed entry of ood.battery) from the test split of
     the dataset at `data_path` (all `x` of an OoD-only set), `count` images, written as `x` to `out`."""
     arrays = read_npz(data_path, "rebuild it with `snakemake data`")
     key = "x_test" if "x_test" in arrays else "x"

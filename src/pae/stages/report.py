@@ -40,6 +40,7 @@ class Section:
     make: str
     key: str | None
     digits: int = 3
+    reference: str = "paper"  # where the CSV's `paper` column comes from
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -50,7 +51,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("Extended OoD battery (AUROC; not in the paper)", "battery.csv", "make paper-quick", "Battery"),
     Section("Table 2 in reverse: MNIST in-distribution (not in the paper)", "{reverse}/table2.csv",
             "make table2-reverse", "Reverse Table 2"),
-    Section("Reconstruction error against K", "recon_vs_K.csv", "make paper-quick", "Reconstruction vs K", 4),
+    Section("Reconstruction error against K", "recon_vs_K.csv", "make paper-quick", "Reconstruction vs K", 4,
+            "original code"),
     Section("Posterior analysis (Sec. 2.3, Fig. 6)", "posterior_metrics.csv", "make paper-quick", None),
     Section("Fig. 5 TP/FP ratios", "figures/fig5.csv", "make paper-quick", None),
 )
@@ -140,7 +142,7 @@ def table_blocks(section: Section, table: pd.DataFrame) -> list[fmt.Block]:
     """A comparison table (tidy: row, column, ours, ours_std, n_seeds, paper, difference) or any other CSV."""
     if section.key is None or not {"row", "column", "ours"} <= set(table.columns):
         return [("table", *fmt.frame_rows(table, section.digits))]
-    blocks: list[fmt.Block] = [("table", *fmt.comparison_rows(table, section.digits))]
+    blocks: list[fmt.Block] = [("table", *fmt.comparison_rows(table, section.digits, section.reference))]
     if {"aupr", "fpr95"} <= set(table.columns):
         metrics = table.assign(ours=table["aupr"], ours_std=table.get("aupr_std"), paper=float("nan"),
                                difference=float("nan"))
