@@ -35,6 +35,13 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.{digits}f}"
 
 
+def fixed(value: Any, digits: int = 3) -> str:
+    """A std or difference: `digits` decimals (1 from 10 on), never the significant-digit form of fmt_number."""
+    if not is_number(value):
+        return "–"
+    return f"{float(value):.1f}" if abs(float(value)) >= 10 else f"{float(value):.{digits}f}"
+
+
 def is_number(value: Any) -> bool:
     return not isinstance(value, str) and value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -53,7 +60,7 @@ def comparison_cell(line: Mapping[str, Any], digits: int = 3, reference: str = "
     ours = line.get("ours")
     text = fmt_number(ours, digits)
     if is_number(ours) and is_number(line.get("n_seeds")) and int(line["n_seeds"]) > 1:
-        text += f" ± {fmt_number(line.get('ours_std'), digits)}"
+        text += f" ± {fixed(line.get('ours_std'), digits)}"
     if is_number(line.get("paper")):
         text += f" ({reference} {fmt_number(line['paper'], digits)}"
         if is_number(line.get("difference")):
@@ -82,7 +89,7 @@ def two_std_gaps(table: pd.DataFrame, digits: int = 3) -> list[str]:
     for _, line in table.iterrows():
         if exceeds_two_std(line.get("difference"), line.get("ours_std"), line.get("n_seeds")):
             out.append(f"{line['row']} / {line['column']}: {fmt_number(line['ours'], digits)} ± "
-                       f"{fmt_number(line['ours_std'], digits)} against the paper's {fmt_number(line['paper'], digits)} "
+                       f"{fixed(line['ours_std'], digits)} against the paper's {fmt_number(line['paper'], digits)} "
                        f"(Δ {float(line['difference']):+.{digits}f}, {abs(float(line['difference'])) / float(line['ours_std']):.1f} std)"
                        if float(line["ours_std"]) > 0 else
                        f"{line['row']} / {line['column']}: Δ {float(line['difference']):+.{digits}f} with zero std")

@@ -159,6 +159,14 @@ def table_blocks(section: Section, table: pd.DataFrame) -> list[fmt.Block]:
     return blocks
 
 
+def shown_path(path: Path, out_dir: Path) -> str:
+    """`path` relative to the output folder when it lies inside it (as the report names its files)."""
+    try:
+        return path.relative_to(out_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def build_report(out_dir: str | Path, prov: Mapping[str, Any], reverse_dir: str | Path,
                  notes: Iterable[str] = ()) -> tuple[list[fmt.Block], dict[str, Any]]:
     """The report's blocks and its values (report.json) from what exists under `out_dir` now."""
@@ -175,9 +183,8 @@ def build_report(out_dir: str | Path, prov: Mapping[str, Any], reverse_dir: str 
             continue
         table = read_table(path)
         md = path.with_suffix(".md")
-        body.append(("p", f"From `{path.name if path.parent == out_dir else path}`"
-                          + (f" (notes and definitions: `{md.name if md.parent == out_dir else md}`)." if md.exists()
-                             else ".")))
+        body.append(("p", f"From `{shown_path(path, out_dir)}`" + (
+            f" (notes and definitions: `{shown_path(md, out_dir)}`)." if md.exists() else ".")))
         body += table_blocks(section, table)
         if section.key is not None and {"row", "column", "ours"} <= set(table.columns):
             values.update(fmt.summary_values(section.key, table))
