@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="out-of-distribution detection: AUROC, AUPR, FPR@95",
                        description="Score in-distribution and OoD images with a fitted model and print AUROC, "
-                                   "AUPR and the false-positive rate at 95%% true-positive rate (OoD = positive).")
+                                   "AUPR and the false-positive rate at 95% true-positive rate (OoD = positive).")
     p.add_argument("--model", required=True, metavar="DIR", help="model folder written by `pae fit`")
     p.add_argument("--in-dist", required=True, metavar="FILE", help="in-distribution images (.npz/.npy)")
     p.add_argument("--ood", required=True, metavar="FILE", help="out-of-distribution images (.npz/.npy)")

@@ -160,6 +160,10 @@ class OOD:
     fn_rate: float
     fig5_K: list[int]
     batch_size: int
+    table2_seeds: list[int]
+    battery: list[dict[str, Any]]
+    battery_count: int
+    battery_seed: int
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,11 @@ class Posterior:
 
 
 @dataclass(frozen=True)
+class Report:
+    reverse_dir: str
+
+
+@dataclass(frozen=True)
 class FidJob:
     """What every FID number depends on (rules fid_reference, fid_scores): feature batches, the extractor
     input normalisation, the pixel scale, the image count (samples.count) and the memory format."""
@@ -237,7 +246,7 @@ SCORE_PART_KEYS = {
 
 SECTIONS: dict[str, type] = {
     "threads": Threads, "data": Data, "ae": AE, "flow": Flow, "vae": VAE, "samples": Samples, "fid": FID,
-    "fig4": Fig4, "ood": OOD, "posterior": Posterior,
+    "fig4": Fig4, "ood": OOD, "posterior": Posterior, "report": Report,
 }
 
 
@@ -261,6 +270,7 @@ class Settings:
     fig4: Fig4
     ood: OOD
     posterior: Posterior
+    report: Report
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], validate: bool = True) -> Settings:

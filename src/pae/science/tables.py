@@ -105,5 +105,3 @@ def to_markdown(
     if notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
-
-

@@ -302,7 +302,7 @@ def collect_provenance(
     stages = stage_times(bench_dir, rules)
     timed = {k: v for k, v in stages.items() if not k.startswith("_")}
     return {
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "targets": {
             t.as_posix(): {"sha256": file_sha256(t), "bytes": t.stat().st_size} if t.exists() else None
             for t in targets
