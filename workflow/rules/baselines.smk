@@ -22,7 +22,6 @@ rule train_vae:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("vae"),
-        gpu=1,
     params:
         net=AE_NET,
         objective=lambda wildcards: config["vae"]["models"][wildcards.vaemodel],

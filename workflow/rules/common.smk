@@ -116,17 +116,19 @@ def ae_net(wildcards):
     return AE_NET | {"encoder_outputs": factor * int(wildcards.K)}
 
 
-def train_mem_mb(wildcards):
-    return pae_rules.train_resources(REGISTRY[wildcards.dataset], 1)["mem_mb"]
+def train_mem_mb(wildcards, input):
+    """From the images the job reads (input.data; pae.stages.rules.image_shape)."""
+    shape = pae_rules.image_shape(REGISTRY[wildcards.dataset], input.data)
+    return pae_rules.train_resources(shape, 1)["mem_mb"]
 
 
 def train_runtime(epochs_key):
     """Minutes on a cluster GPU (generous; pae.stages.rules.train_resources). Local runs ignore it; one
     CPU thread needs ~2-4 min per 28x28 epoch."""
 
-    def runtime(wildcards):
-        entry = REGISTRY[wildcards.dataset]
-        return pae_rules.train_resources(entry, config[epochs_key]["epochs"])["runtime"]
+    def runtime(wildcards, input):
+        shape = pae_rules.image_shape(REGISTRY[wildcards.dataset], input.data)
+        return pae_rules.train_resources(shape, config[epochs_key]["epochs"])["runtime"]
 
     return runtime
 

@@ -51,7 +51,6 @@ rule train_classifier:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=1,
     params:
         epochs=FID_CFG["classifier_epochs"],
         scale=config["data"]["scale"],
@@ -78,7 +77,6 @@ rule fid_reference:
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
-        gpu=1,
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,
@@ -117,7 +115,6 @@ rule fid_scores:
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
-        gpu=1,
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,

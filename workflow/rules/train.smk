@@ -20,7 +20,6 @@ rule train_ae:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("ae"),
-        gpu=1,
     params:
         net=ae_net,
         settings=train_settings("ae"),
@@ -75,7 +74,6 @@ rule train_flow:
     resources:
         mem_mb=4000,
         runtime=240,
-        gpu=1,
     params:
         flow=train_flow_params,
         device=config["device"],
