@@ -158,6 +158,8 @@ rule write_table1:
             labels={"result": "Table 1", "format": "CSV"},
         ),
         md=TABLE1_FILES[1],
+        provenance_json=TABLE1_FILES[2],
+        provenance_md=provenance_md("table1"),
     log:
         f"{LOGS}/table1.log",
     benchmark:
@@ -172,5 +174,6 @@ rule write_table1:
         dataset=FID_DATASET,
         K=FID_CFG["table1_K"],
         vae_K=config["vae"]["latent_dim"],
+        provenance=provenance_settings,
     script:
         "../scripts/table1.py"

@@ -75,6 +75,8 @@ rule make_table2:
             labels={"result": "Table 2", "format": "CSV"},
         ),
         md=TABLE2_FILES[1],
+        provenance_json=TABLE2_FILES[2],
+        provenance_md=provenance_md("table2"),
     log:
         f"{LOGS}/table2.log",
     benchmark:
@@ -102,5 +104,6 @@ rule make_table2:
         }
         | {"scale": config["data"]["scale"], "vae_sigma": VAE_SIGMA},
         experiment=pae_rules.table2_experiment(config),
+        provenance=provenance_settings,
     script:
         "../scripts/table2.py"

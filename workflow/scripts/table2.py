@@ -2,6 +2,7 @@
 
 from pae.files.io import redirect_output
 from pae.stages.ood import run_make_table2
+from pae.stages.provenance import run_table_provenance
 
 with redirect_output(snakemake.log[0]):
     run_make_table2(
@@ -12,3 +13,6 @@ with redirect_output(snakemake.log[0]):
         settings=dict(snakemake.params.settings),
         experiment=dict(snakemake.params.experiment),
     )
+    # the record is part of the table's job, so `snakemake results/<table>.csv` writes it too
+    run_table_provenance(snakemake.output.csv, snakemake.output.provenance_json, snakemake.output.provenance_md,
+                         snakemake.params.provenance)
