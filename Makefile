@@ -34,8 +34,11 @@ paper: venv             ## everything at paper scale (GPU strongly advised)
 report: venv            ## HTML report of the quick configuration
 	$(BIN)/snakemake all --report report.html $(QUICK)
 
+# The real-Slurm test first and verbose (its PASSED or SKIPPED line, with the reason, and its wall time show in
+# the CI log), then everything else quietly; the exit status is non-zero when either part fails.
 test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -v -rs --durations=4 -m slurm tests/test_slurm.py; slurm=$$?; \
+	$(BIN)/python -m pytest -q -m "not slurm" tests && exit $$slurm
 
 lint: venv
 	$(BIN)/snakemake --lint
