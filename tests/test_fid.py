@@ -12,8 +12,8 @@ import scipy.linalg
 import torch
 
 from pae.files import artifacts
-from pae.files.artifacts import load_classifier, save_model
 from pae.science import features, metrics
+from pae.files.artifacts import load_classifier, save_model
 from pae.science.classifier import DomainClassifier, accuracy, fit_classifier
 from pae.stages import fid as fid_stage
 from pae.stages.fid import run_train_classifier

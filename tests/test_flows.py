@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pae.files import artifacts
-from pae.files.artifacts import load_flow, save_flow
 from pae.science import flows
+from pae.files.artifacts import load_flow, save_flow
 from pae.science.flows import LatentFlow, build_flow, realnvp_depth_for, train_flow
 from pae.stages import train as stage_train
 
