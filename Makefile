@@ -44,8 +44,11 @@ report: venv            ## results/quick/report.{md,html,json} of whatever has r
 snapshot: venv          ## copy the quick report into docs/results/quick.{md,html,json} and docs/results/quick/
 	$(BIN)/python -m pae.stages.report snapshot results/quick docs/results
 
+# The real-Slurm test first and verbose (its PASSED or SKIPPED line, with the reason, and its wall time show in
+# the CI log), then everything else quietly; the exit status is non-zero when either part fails.
 test: venv              ## the test suite (uses PAE_DATA_MIRROR when set)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -v -rs --durations=4 -m slurm tests/test_slurm.py; slurm=$$?; \
+	$(BIN)/python -m pytest -q -m "not slurm" tests && exit $$slurm
 
 config-docs: venv      ## config/README.md from the schema (tests/test_config.py checks it is current)
 	$(BIN)/python -c "from pae.config import reference_markdown; print(reference_markdown(), end='')" > config/README.md

@@ -1,8 +1,9 @@
-"""profiles/slurm: training jobs get a GPU (sbatch --gpus), every other job is CPU-only.
+"""profiles/slurm + the workflow profile profiles/default: the seven GPU rules get a GPU (sbatch --gpus), every
+other job is CPU-only; `--workflow-profile none` is the CPU-only variant; no rule file asks for a GPU.
 
-Checked three ways: the profile file itself, a dry run of a stand-in workflow through the profile with the
-sbatch command line built by the installed plugin's own code, and a dry run of the real workflow (Table 2
-with config/test.yaml) once the rule files define the training rules.
+Checked three ways: the profile files themselves, a dry run of a stand-in workflow through the profiles with the
+sbatch command line built by the installed plugin's own code, and dry runs of the real workflow (Table 2 with
+config/test.yaml).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-TRAINING_RULES = ("train_ae", "train_flow", "train_vae", "train_classifier")
+# Every rule that asks for a GPU (profiles/default/config.yaml; the README's cluster section lists the same).
+GPU_RULES = ("train_ae", "train_vae", "train_flow", "train_classifier", "fid_reference", "fid_scores", "posterior")
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def _profile(repo_root: Path) -> dict[str, Any]:
-    return yaml.safe_load((repo_root / "profiles" / "slurm" / "config.yaml").read_text())
+def _profile(repo_root: Path, name: str = "slurm") -> dict[str, Any]:
+    return yaml.safe_load((repo_root / "profiles" / name / "config.yaml").read_text())
 
 
 def _value(text: str) -> Any:
@@ -96,11 +98,11 @@ def _dry_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _assert_gpu_only_for_training(jobs: list[dict[str, Any]]) -> None:
+def _assert_gpu_only_for(jobs: list[dict[str, Any]], gpu_rules: tuple[str, ...] = GPU_RULES) -> None:
     assert jobs, "the dry run listed no jobs"
     for job in jobs:
         res = job["resources"]
-        if job["rule"] in TRAINING_RULES:
+        if job["rule"] in gpu_rules:
             assert res.get("gpu") == 1, f"{job['rule']} must request gpu=1, has {res}"
             assert re.search(r"--gpus=1\b", sbatch_call(job)), sbatch_call(job)
         else:
@@ -119,9 +121,24 @@ def test_profile_file_settings(repo_root: Path) -> None:
     defaults = prof["default-resources"]
     assert defaults["mem_mb"] > 0 and defaults["runtime"] > 0
     assert not {"gpu", "gres", "gpu_model", "slurm_extra"} & set(defaults), "CPU jobs must not get a GPU"
-    for rule in TRAINING_RULES:
-        res = prof["set-resources"][rule]
-        assert res["gpu"] == 1 and "gres" not in res, f"{rule}: gpu and gres are mutually exclusive"
+    assert prof["slurm-status-command"] == "squeue", "sacct hangs on clusters without accounting"
+    assert "set-resources" not in prof, "profiles/default owns set-resources (it would override this one's)"
+    workflow_profile = _profile(repo_root, "default")
+    assert set(workflow_profile) == {"set-resources"}, "the workflow profile must not override site keys"
+    assert set(workflow_profile["set-resources"]) == set(GPU_RULES)
+    for rule, res in workflow_profile["set-resources"].items():
+        assert res == {"gpu": 1}, f"{rule}: {res}"
+
+
+def test_no_rule_file_asks_for_a_gpu(repo_root: Path) -> None:
+    for path in (repo_root / "workflow" / "rules").glob("*.smk"):
+        assert not re.search(r"\b(gpu|gres)\s*=", path.read_text()), f"{path.name} declares a GPU resource"
+
+
+def test_readme_lists_the_gpu_rules(repo_root: Path) -> None:
+    readme = (repo_root / "README.md").read_text()
+    section = readme[readme.index("## Paper scale and clusters"):]
+    assert "exactly the seven rules" in section and all(f"`{r}`" in section for r in GPU_RULES)
 
 
 def test_workstation_profile_limits_gpu_jobs(repo_root: Path) -> None:
@@ -156,7 +173,7 @@ def test_parse_dry_run() -> None:
 
 
 def test_profile_dry_run_stand_in_workflow(tmp_path: Path, repo_root: Path) -> None:
-    """train_ae declares gpu=1 like the real rule file; train_flow relies on the profile alone."""
+    """Only the workflow profile gives train_ae and train_flow their GPU; the other rules stay CPU-only."""
     (tmp_path / "Snakefile").write_text(
         textwrap.dedent(
             """
@@ -171,7 +188,7 @@ def test_profile_dry_run_stand_in_workflow(tmp_path: Path, repo_root: Path) -> N
                 input: "data.npz"
                 output: "ae.pt"
                 threads: 2
-                resources: mem_mb=16000, runtime=600, gpu=1
+                resources: mem_mb=16000, runtime=600
                 shell: "touch {output}"
             rule train_flow:
                 input: "ae.pt"
@@ -184,11 +201,12 @@ def test_profile_dry_run_stand_in_workflow(tmp_path: Path, repo_root: Path) -> N
             """
         )
     )
-    out = _dry_run(["--profile", str(repo_root / "profiles" / "slurm")], tmp_path)
+    out = _dry_run(["--profile", str(repo_root / "profiles" / "slurm"), "--workflow-profile",
+                    str(repo_root / "profiles" / "default")], tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     jobs = parse_dry_run(out.stdout + out.stderr)
     assert {j["rule"] for j in jobs} == {"all", "preprocess", "train_ae", "train_flow", "table"}
-    _assert_gpu_only_for_training(jobs)
+    _assert_gpu_only_for(jobs)
     by_rule = {j["rule"]: j for j in jobs}
     assert by_rule["table"]["resources"]["mem_mb"] == _profile(repo_root)["default-resources"]["mem_mb"]
     assert by_rule["train_ae"]["resources"]["mem_mb"] == 16000  # the rule's own value wins
@@ -199,30 +217,39 @@ def test_profile_dry_run_stand_in_workflow(tmp_path: Path, repo_root: Path) -> N
 # ------------------------------------------------------------------------------------ the real workflow
 
 
-def test_profile_dry_run_real_workflow_table2(tmp_path: Path, repo_root: Path) -> None:
-    rule_text = "\n".join(p.read_text() for p in (repo_root / "workflow" / "rules").glob("*.smk"))
-    missing = [r for r in ("train_ae", "train_flow") if not re.search(rf"^rule {r}:", rule_text, re.M)]
-    if missing:
-        pytest.skip(f"workflow/rules/*.smk do not define {missing} yet (placeholders); rerun when they land")
+def _real_dry_run(repo_root: Path, tmp_path: Path, workflow_profile: str) -> list[dict[str, Any]]:
     out = _dry_run(
         [
             "--profile",
             str(repo_root / "profiles" / "slurm"),
+            "--workflow-profile",
+            workflow_profile,
             "--snakefile",
             str(repo_root / "workflow" / "Snakefile"),
             "--configfile",
             str(repo_root / "config" / "test.yaml"),
             "--directory",
             str(tmp_path),
-            "table2",
+            "results/test/table2.csv",
         ],
         repo_root,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    jobs = parse_dry_run(out.stdout + out.stderr)
+    return parse_dry_run(out.stdout + out.stderr)
+
+
+def test_profile_dry_run_real_workflow_table2(tmp_path: Path, repo_root: Path) -> None:
+    jobs = _real_dry_run(repo_root, tmp_path, str(repo_root / "profiles" / "default"))
     rules = {j["rule"] for j in jobs}
     assert {"train_ae", "train_flow"} <= rules, f"no training jobs in the Table 2 DAG: {sorted(rules)}"
-    _assert_gpu_only_for_training(jobs)
+    _assert_gpu_only_for(jobs)
     for job in jobs:
         if job["rule"] not in {"all", "table1", "table2", "figures", "data"}:
             assert job["resources"].get("mem_mb") and job["resources"].get("runtime"), job
+
+
+def test_cpu_only_variant_requests_no_gpu(tmp_path: Path, repo_root: Path) -> None:
+    """`--workflow-profile none`: the same DAG, and no job's sbatch line has --gpus or --gres."""
+    jobs = _real_dry_run(repo_root, tmp_path, "none")
+    assert {"train_ae", "train_flow", "make_table2"} <= {j["rule"] for j in jobs}
+    _assert_gpu_only_for(jobs, gpu_rules=())

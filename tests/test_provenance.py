@@ -185,7 +185,8 @@ def test_run_provenance_json_and_markdown(tmp_path: Path) -> None:
 
 
 def test_provenance_rule_runs_in_a_minimal_workflow(tmp_path: Path, repo_root: Path) -> None:
-    """workflow/rules/provenance.smk + workflow/scripts/provenance.py with a stand-in table rule."""
+    """workflow/rules/provenance.smk with a stand-in table rule that writes its record like write_table1 and
+    make_table2 do; asking for the table's CSV by path writes the record too."""
     snakemake = Path(sys.executable).parent / "snakemake"
     if not snakemake.exists():
         pytest.skip("snakemake is not installed beside this Python")
@@ -199,14 +200,24 @@ def test_provenance_rule_runs_in_a_minimal_workflow(tmp_path: Path, repo_root: P
             include: "{rules}"
 
             rule table2:
-                output: f"{{OUT}}/table2.csv"
+                output:
+                    csv=f"{{OUT}}/table2.csv",
+                    provenance_json=f"{{OUT}}/table2.provenance.json",
+                    provenance_md=provenance_md("table2"),
+                params: provenance=provenance_settings
                 benchmark: f"{{BENCH}}/table2/table2.tsv"
-                shell: "printf 'outlier,auroc\\\\nmnist,0.99\\\\n' > {{output}}"
+                run:
+                    from pae.stages.provenance import run_table_provenance
+                    Path(output.csv).write_text("outlier,auroc\\nmnist,0.99\\n")
+                    (Path(BENCH) / "table2").mkdir(parents=True, exist_ok=True)
+                    (Path(BENCH) / "table2" / "old.tsv").write_text("s\\n1.5\\n")
+                    run_table_provenance(output.csv, output.provenance_json, output.provenance_md,
+                                         params.provenance)
             """
         )
     )
     out = subprocess.run(
-        [str(snakemake), "--cores", "1", "res/table2.provenance.json"],
+        [str(snakemake), "--cores", "1", "res/table2.csv"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -215,6 +226,6 @@ def test_provenance_rule_runs_in_a_minimal_workflow(tmp_path: Path, repo_root: P
     assert out.returncode == 0, out.stdout + out.stderr
     prov = json.loads((tmp_path / "res" / "table2.provenance.json").read_text())
     assert prov["config_hash"] == pv.config_hash({"outdir": "res"})
-    assert "table2" in prov["stages"] and prov["stages"]["table2"]["jobs"] == 1
+    assert "table2" in prov["stages"] and prov["stages"]["table2"]["jobs"] == 1  # the benchmark file present
     assert prov["targets"]["res/table2.csv"]["sha256"] == pv.file_sha256(tmp_path / "res" / "table2.csv")
     assert (tmp_path / "res" / "table2.provenance.md").read_text().startswith("# Provenance")

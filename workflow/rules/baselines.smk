@@ -22,7 +22,6 @@ rule train_vae:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("vae"),
-        gpu=1,
     params:
         net=S.ae.layers,
         objective=lambda wildcards: S.vae.models[wildcards.vaemodel],

@@ -99,18 +99,20 @@ def flow_params(wildcards):
     return as_param(S.flow.architecture(int(wildcards.K)))
 
 
-def train_mem_mb(wildcards):
-    return pae_rules.train_resources(REGISTRY[wildcards.dataset], 1)["mem_mb"]
+def train_mem_mb(wildcards, input):
+    """From the images the job reads (input.data; pae.stages.rules.image_shape)."""
+    shape = pae_rules.image_shape(REGISTRY[wildcards.dataset], input.data)
+    return pae_rules.train_resources(shape, 1)["mem_mb"]
 
 
 def train_runtime(epochs_key):
     """Minutes on a cluster GPU (generous; pae.stages.rules.train_resources). Local runs ignore it; one
     CPU thread needs ~2-4 min per 28x28 epoch."""
 
-    def runtime(wildcards):
-        entry = REGISTRY[wildcards.dataset]
+    def runtime(wildcards, input):
+        shape = pae_rules.image_shape(REGISTRY[wildcards.dataset], input.data)
         epochs = S.vae.epochs if epochs_key == "vae" else S.ae.epochs
-        return pae_rules.train_resources(entry, epochs)["runtime"]
+        return pae_rules.train_resources(shape, epochs)["runtime"]
 
     return runtime
 

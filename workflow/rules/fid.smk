@@ -45,7 +45,6 @@ rule train_classifier:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=1,
     params:
         epochs=FID_CFG.classifier_epochs,
         scale=S.data.scale,
@@ -72,7 +71,6 @@ rule fid_reference:
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
-        gpu=1,
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,
@@ -111,7 +109,6 @@ rule fid_scores:
     resources:
         mem_mb=8000,
         runtime=FID_RUNTIME,
-        gpu=1,
     params:
         settings=FID_SETTINGS,
         inception=INCEPTION_SOURCE,
@@ -155,6 +152,8 @@ rule write_table1:
             labels={"result": "Table 1", "format": "CSV"},
         ),
         md=TABLE1_FILES[1],
+        provenance_json=TABLE1_FILES[2],
+        provenance_md=provenance_md("table1"),
     log:
         f"{LOGS}/table1.log",
     benchmark:
@@ -169,5 +168,6 @@ rule write_table1:
         dataset=FID_DATASET,
         K=FID_CFG.table1_K,
         vae_K=S.vae.latent_dim,
+        provenance=provenance_settings,
     script:
         "../scripts/table1.py"

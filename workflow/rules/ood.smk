@@ -71,6 +71,8 @@ rule make_table2:
             labels={"result": "Table 2", "format": "CSV"},
         ),
         md=TABLE2_FILES[1],
+        provenance_json=TABLE2_FILES[2],
+        provenance_md=provenance_md("table2"),
     log:
         f"{LOGS}/table2.log",
     benchmark:
@@ -86,5 +88,6 @@ rule make_table2:
         ks={row: K for row, (_, K) in TABLE2_PLAN.items()},
         settings=as_param(S.score_job("table2")),
         experiment=pae_rules.table2_experiment(S),
+        provenance=provenance_settings,
     script:
         "../scripts/table2.py"

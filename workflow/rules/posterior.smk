@@ -63,7 +63,6 @@ rule posterior:
     resources:
         mem_mb=6000,
         runtime=pae_rules.posterior_runtime(POST_CFG.n_images, POST_SETTINGS),
-        gpu=1,
     params:
         corruption=lambda wc: POST_CFG.corruptions[wc.corruption],
         settings=POST_SETTINGS,

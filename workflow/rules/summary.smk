@@ -5,7 +5,9 @@ own: `table2_seeds`), and the reconstruction error of the ood.in_dataset AEs aga
 import pae.stages.rules as pae_rules
 
 SEED_STUDY = S.ood.table2_seeds
-TABLE2_SEEDS_FILES = [f"{OUT}/table2_seeds.{ext}" for ext in ["csv", "md"]]
+TABLE2_SEEDS_FILES = [
+    f"{OUT}/table2_seeds.{ext}" for ext in ["csv", "md", "provenance.json", "provenance.md"]
+]
 # every K the quick paper trains an in-distribution AE for: ae.latent_dims and Fig. 5's
 RECON_KS = sorted(set(S.ae.latent_dims) | set(S.ood.fig5_K))
 RECON_FILES = [f"{OUT}/recon_vs_K.{ext}" for ext in ["csv", "md"]]
@@ -18,6 +20,8 @@ rule make_table2_seeds:
     output:
         csv=TABLE2_SEEDS_FILES[0],
         md=TABLE2_SEEDS_FILES[1],
+        provenance_json=TABLE2_SEEDS_FILES[2],
+        provenance_md=TABLE2_SEEDS_FILES[3],
     log:
         f"{LOGS}/table2_seeds.log",
     benchmark:
@@ -33,6 +37,7 @@ rule make_table2_seeds:
         ks={row: K for row, (_, K) in TABLE2_PLAN.items()},
         settings=rules.make_table2.params.settings,
         experiment=rules.make_table2.params.experiment,
+        provenance=provenance_settings,
     script:
         "../scripts/table2.py"
 

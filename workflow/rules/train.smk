@@ -20,7 +20,6 @@ rule train_ae:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime("ae"),
-        gpu=1,
     params:
         net=lambda wildcards: S.ae.net(int(wildcards.K)),
         settings=training_params("ae"),
@@ -74,7 +73,6 @@ rule train_flow:
     resources:
         mem_mb=4000,
         runtime=240,
-        gpu=1,
     params:
         arch=flow_params,
         training=as_param(S.flow.training),

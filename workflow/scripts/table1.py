@@ -2,6 +2,7 @@
 
 from pae.files.io import redirect_output
 from pae.stages.fid import run_write_table1
+from pae.stages.provenance import run_table_provenance
 
 with redirect_output(snakemake.log[0]):
     run_write_table1(
@@ -14,3 +15,6 @@ with redirect_output(snakemake.log[0]):
         K=snakemake.params.K,
         vae_K=snakemake.params.vae_K,
     )
+    # the record is part of the table's job, so `snakemake results/<table>.csv` writes it too
+    run_table_provenance(snakemake.output.csv, snakemake.output.provenance_json, snakemake.output.provenance_md,
+                         snakemake.params.provenance)

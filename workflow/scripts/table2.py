@@ -3,6 +3,7 @@
 from pae.files.io import redirect_output
 from pae.settings import ScoreJob
 from pae.stages.ood import run_make_table2
+from pae.stages.provenance import run_table_provenance
 
 with redirect_output(snakemake.log[0]):
     run_make_table2(
@@ -13,3 +14,6 @@ with redirect_output(snakemake.log[0]):
         settings=ScoreJob(**snakemake.params.settings),
         experiment=dict(snakemake.params.experiment),
     )
+    # the record is part of the table's job, so `snakemake results/<table>.csv` writes it too
+    run_table_provenance(snakemake.output.csv, snakemake.output.provenance_json, snakemake.output.provenance_md,
+                         snakemake.params.provenance)

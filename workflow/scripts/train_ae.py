@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+from pae.files.gpu_slots import use_own_gpu
 from pae.files.io import redirect_output
 from pae.science.runtime import set_threads
 from pae.settings import Settings
 from pae.stages.train import run_train_ae
 
 with redirect_output(snakemake.log[0]):
+    use_own_gpu(snakemake.resources.get("gpu", 0))  # one GPU per job under --resources gpu=N
     set_threads(snakemake.threads)
     model_path = Path(snakemake.output.model)
     S = Settings.from_config(snakemake.config, validate=False)

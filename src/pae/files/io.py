@@ -42,6 +42,27 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+def npz_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Shape of every array of an .npz from the .npy headers alone (nothing is loaded); {} when the file
+    is absent or not an npz."""
+    import zipfile
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(".npy"):
+                    with archive.open(name) as member:
+                        version = np.lib.format.read_magic(member)
+                        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0)
+                        shape, _, _ = read_header(member)
+                    shapes[name[: -len(".npy")]] = tuple(shape)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return {}
+    return shapes
+
+
 def save_torch(path: str | Path, obj: Any) -> None:
     """torch.save, atomically."""
     import torch

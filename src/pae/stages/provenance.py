@@ -383,3 +383,13 @@ def run_provenance(
             tmp.write_text(render_markdown(prov))
     save_json(json_path, prov)
     return prov
+
+
+def run_table_provenance(table: str | Path, json_path: str | Path, md_path: str | Path,
+                         settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance record of one table, written by the table's own job (so that asking for the table's
+    CSV by path builds it too). settings: the rule's `provenance` param (workflow/rules/provenance.smk):
+    config, repo, bench, rules."""
+    return run_provenance(json_path, md_path, config=settings["config"], repo_dir=settings["repo"],
+                          bench_dir=settings["bench"], targets=[str(table)], out_dir=Path(table).parent,
+                          rules=settings["rules"])

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pae.files.datasets import KINDS, expected_shape, validate_registry
+from pae.files.io import npz_shapes
 from pae.science.posterior import PosteriorSettings
 from pae.settings import OOD, Settings
 from pae.stages.ood import TABLE2_ROWS
@@ -151,12 +153,44 @@ def ood_sets(settings: Settings) -> list[dict[str, str]]:
     return sets
 
 
-def train_resources(entry: Mapping[str, Any], epochs: int) -> dict[str, int]:
-    """mem_mb and runtime (minutes on a cluster GPU, generous) of one training job on this dataset: 28×28
-    images 4 GB and 0.5 min per epoch; 64×64 RGB (CelebA) 24 GB and 5 min per epoch; others scaled by pixels."""
+def image_shape(entry: Mapping[str, Any], processed: str | Path | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of the images a job on this dataset will read: the preprocessed file's once it exists (the
+    scheduler recomputes resources when a job's inputs are present); before that the shape the entry fixes;
+    else the user's own file (npz arrays, or the first image of a folder) as preprocessing will keep it.
+    Raises ValueError naming the dataset path when none of these can tell."""
+    if processed is not None:
+        x = npz_shapes(processed).get("x_train")
+        if x is not None:
+            return (x[1], x[2], x[3]) if len(x) == 4 else (1, x[1], x[2])
     c, h, w = expected_shape(entry)
-    pixels = (c or 3) * (h or 64) * (w or 64)
-    large = pixels > 3 * 32 * 32
+    if None not in (c, h, w):
+        return int(c), int(h), int(w)
+    if entry["kind"] == "npz":
+        shapes = npz_shapes(Path(entry["path"]).expanduser())
+        x = shapes.get("x_train", shapes.get("x"))
+        if x is not None:
+            channels_last = len(x) == 4 and x[-1] in (1, 3, 4) and x[1] not in (1, 3, 4)
+            hw = (x[1], x[2]) if len(x) == 3 or channels_last else (x[2], x[3])
+            native = 1 if len(x) == 3 else (x[-1] if channels_last else x[1])
+            return int(c or native), int(h or hw[0]), int(w or hw[1])
+    if entry["kind"] == "folder":
+        first = next((f for f in sorted(Path(entry["path"]).expanduser().rglob("*")) if f.is_file()
+                      and f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")), None)
+        if first is not None:
+            from PIL import Image
+
+            with Image.open(first) as img:
+                return int(c), int(h or img.height), int(w or img.width)
+    raise ValueError(f"cannot tell the image size of dataset path {entry.get('path')!r} (kind {entry['kind']}): "
+                     "the file is missing or unreadable; fix `path` or give `size` in its `datasets` entry")
+
+
+def train_resources(shape: Sequence[int], epochs: int) -> dict[str, int]:
+    """mem_mb and runtime (minutes on a cluster GPU, generous) of one training job on images of `shape`
+    (C, H, W; `image_shape`): up to 3×32×32 pixels 4 GB and 0.5 min per epoch; larger (64×64 RGB CelebA)
+    24 GB and 5 min per epoch."""
+    c, h, w = shape
+    large = c * h * w > 3 * 32 * 32
     return {"mem_mb": 24000 if large else 4000, "runtime": 60 + (5 * epochs if large else (epochs + 1) // 2)}
 
 
