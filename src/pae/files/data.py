@@ -327,21 +327,36 @@ def fetch_raw(
     listing every place looked at and why it failed. Nothing unverified is ever left at the destination.
     """
     entry = raw_file(source, filename)
-    algorithm, expected = expected_checksum(entry)
     dest = Path(dest_dir) / source / filename
     attempts: list[str] = []
     if entry.key in _checksum_overrides():
         print(f"[data] WARNING: expected checksum of {entry.key} taken from ${CHECKSUMS_ENV} (test data only)")
+    for step in (lambda: _keep_existing(dest, entry, attempts),
+                 lambda: _copy_local(_local_candidates(entry, mirror, system_dirs, attempts), dest, entry, attempts),
+                 lambda: _download(entry, dest, download, timeout, attempts)):
+        found = step()
+        if found is not None:
+            return dest, found
+    raise _fetch_error(entry, attempts)
 
-    if dest.is_file():
-        try:
-            verify_file(dest, entry)
-            print(f"[data] {entry.key}: already present and verified at {dest}")
-            return dest, f"existing file {dest}"
-        except ChecksumError as exc:
-            dest.unlink()  # known bad: never leave it where the next step would read it
-            attempts.append(f"existing file {dest}: {_reason(exc)} (removed)")
 
+def _keep_existing(dest: Path, entry: RawFile, attempts: list[str]) -> str | None:
+    """The origin "existing file" when `dest` is already there and verifies; a bad copy is removed."""
+    if not dest.is_file():
+        return None
+    try:
+        verify_file(dest, entry)
+    except ChecksumError as exc:
+        dest.unlink()  # known bad: never leave it where the next step would read it
+        attempts.append(f"existing file {dest}: {_reason(exc)} (removed)")
+        return None
+    print(f"[data] {entry.key}: already present and verified at {dest}")
+    return f"existing file {dest}"
+
+
+def _local_candidates(entry: RawFile, mirror: str | Path | None, system_dirs: Sequence[str | Path],
+                      attempts: list[str]) -> list[tuple[str, Path]]:
+    """(label, path) of the places on this machine that may hold the file: the mirror, then the system folders."""
     candidates: list[tuple[str, Path]] = []
     root = resolve_mirror(mirror)
     if root is None:
@@ -349,11 +364,15 @@ def fetch_raw(
     elif not root.is_dir():
         attempts.append(f"mirror {root}: folder does not exist")
     else:
-        candidates.append(("mirror", root / source / filename))
+        candidates.append(("mirror", root / entry.key))
     for sdir in system_dirs:
-        for name in SYSTEM_DIR_NAMES.get(source, (source,)):
-            candidates.append(("system dir", Path(sdir) / name / filename))
+        for name in SYSTEM_DIR_NAMES.get(entry.source, (entry.source,)):
+            candidates.append(("system dir", Path(sdir) / name / entry.filename))
+    return candidates
 
+
+def _copy_local(candidates: Sequence[tuple[str, Path]], dest: Path, entry: RawFile, attempts: list[str]) -> str | None:
+    """Copy the first candidate that verifies to `dest`; its origin, or None."""
     for label, path in candidates:
         if not path.is_file():
             attempts.append(f"{label} {path}: missing")
@@ -363,27 +382,33 @@ def fetch_raw(
         except (ChecksumError, OSError) as exc:
             attempts.append(f"{label} {path}: {_reason(exc)}")
             continue
-        origin = f"{label} {path}"
-        print(f"[data] {entry.key}: copied from {origin} ({algorithm} verified) to {dest}")
-        return dest, origin
+        print(f"[data] {entry.key}: copied from {label} {path} ({expected_checksum(entry)[0]} verified) to {dest}")
+        return f"{label} {path}"
+    return None
 
-    if not download:
+
+def _download(entry: RawFile, dest: Path, allowed: bool, timeout: float, attempts: list[str]) -> str | None:
+    """Download from the first registry URL that answers with a file that verifies; its origin, or None."""
+    if not allowed:
         attempts.append("download: disabled (config data.download is false)")
-    else:
-        for url in entry.urls:
-            print(f"[data] {entry.key}: downloading {url}")
-            try:
-                _download_verified(url, dest, entry, timeout)
-            except (ChecksumError, urllib.error.URLError, OSError, ValueError) as exc:
-                attempts.append(f"download {url}: {_reason(exc)}")
-                continue
-            origin = f"download {url}"
-            print(f"[data] {entry.key}: downloaded from {url} ({algorithm} verified) to {dest}")
-            return dest, origin
+        return None
+    for url in entry.urls:
+        print(f"[data] {entry.key}: downloading {url}")
+        try:
+            _download_verified(url, dest, entry, timeout)
+        except (ChecksumError, urllib.error.URLError, OSError, ValueError) as exc:
+            attempts.append(f"download {url}: {_reason(exc)}")
+            continue
+        print(f"[data] {entry.key}: downloaded from {url} ({expected_checksum(entry)[0]} verified) to {dest}")
+        return f"download {url}"
+    return None
 
+
+def _fetch_error(entry: RawFile, attempts: Sequence[str]) -> DataFetchError:
+    algorithm, expected = expected_checksum(entry)
     what = "the decompressed content" if entry.gzipped else "the file"
     places = "\n".join(f"  {i}. {a}" for i, a in enumerate(attempts, 1))
-    raise DataFetchError(
+    return DataFetchError(
         f"could not obtain a verified copy of {entry.key}\n"
         f"expected {algorithm} of {what}: {expected}\n"
         f"places looked at, in order:\n{places}\n"
