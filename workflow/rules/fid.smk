@@ -22,7 +22,7 @@ FID_REFERENCE = f"{OUT}/{{dataset}}/fid_reference.npz"
 
 # Everything the FID numbers depend on (a changed value reruns the FID jobs).
 FID_SETTINGS = as_param(S.fid_job)
-# Minutes for two 10k-image sets: Inception on 2 CPU cores costs ≈ 0.15 s per image (measured-here.md).
+# Minutes for two 10k-image sets: Inception on 2 CPU cores costs ≈ 0.15 s per image (measured on our 2-core machine).
 FID_RUNTIME = 30 + (
     int(2 * S.samples.count * 0.15 / 60) if USE_INCEPTION else 0
 )

@@ -328,14 +328,14 @@ def _fmt_seconds(seconds: float) -> str:
 
 def render_markdown(prov: Mapping[str, Any]) -> str:
     """A short human-readable rendering of a :func:`collect_provenance` record."""
-    git = prov.get("git", {})
+    git = prov["git"]
     if git.get("commit"):
         code = f"`{git['commit']}`" + (" (uncommitted changes)" if git.get("dirty") else "")
         if git.get("branch"):
             code += f" on `{git['branch']}`"
     else:
         code = f"unknown ({git.get('error', 'no git')})"
-    dev = prov.get("device", {})
+    dev = prov["device"]
     gpus = ", ".join(dev.get("cuda_devices") or []) or "none"
     lines = [
         "# Provenance",
@@ -350,23 +350,23 @@ def render_markdown(prov: Mapping[str, Any]) -> str:
         used = "; ".join(f"{k} ({len(v)} jobs)" for k, v in prov["devices_used"].items())
         lines.append(f"- devices recorded by the jobs: {used}")
     lines += ["", "## Targets", "", "| file | sha256 |", "|---|---|"]
-    for name, meta in prov.get("targets", {}).items():
+    for name, meta in prov["targets"].items():
         lines.append(f"| {name} | {meta['sha256'][:16] + '…' if meta else 'missing'} |")
     lines += ["", "## Packages", "", "| package | version |", "|---|---|"]
-    for name, version in prov.get("packages", {}).items():
+    for name, version in prov["packages"].items():
         lines.append(f"| {name} | {version or 'not installed'} |")
     lines += ["", "## Wall time per stage (Snakemake benchmarks)", ""]
-    stages = {k: v for k, v in prov.get("stages", {}).items() if not k.startswith("_")}
+    stages = {k: v for k, v in prov["stages"].items() if not k.startswith("_")}
     if stages:
         lines += ["| stage | jobs | total | longest job |", "|---|---:|---:|---:|"]
         for rule, st in stages.items():
             lines.append(
                 f"| {rule} | {st['jobs']} | {_fmt_seconds(st['total_s'])} | {_fmt_seconds(st['max_s'])} |"
             )
-        lines.append(f"| **sum over jobs** (parallel jobs overlap, so this exceeds the elapsed time) | | **{_fmt_seconds(prov.get('total_job_s', 0.0))}** | |")
+        lines.append(f"| **sum over jobs** (parallel jobs overlap, so this exceeds the elapsed time) | | **{_fmt_seconds(prov['total_job_s'])}** | |")
     else:
         lines.append(f"No benchmark files under `{prov.get('benchmarks_dir')}`.")
-    skipped = prov.get("stages", {}).get("_skipped")
+    skipped = prov["stages"].get("_skipped")
     if skipped:
         lines += ["", "Skipped benchmark files: " + "; ".join(skipped["files"])]
     return "\n".join(lines) + "\n"

@@ -167,7 +167,7 @@ def image_shape(entry: Mapping[str, Any], processed: str | Path | None = None) -
         return int(c), int(h), int(w)
     if entry["kind"] == "npz":
         shapes = npz_shapes(Path(entry["path"]).expanduser())
-        x = shapes.get("x_train", shapes.get("x"))
+        x = shapes["x_train"] if "x_train" in shapes else shapes.get("x")
         if x is not None:
             channels_last = len(x) == 4 and x[-1] in (1, 3, 4) and x[1] not in (1, 3, 4)
             hw = (x[1], x[2]) if len(x) == 3 or channels_last else (x[2], x[3])

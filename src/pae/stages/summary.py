@@ -33,7 +33,7 @@ def run_recon_table(files: Mapping[int, Sequence[str | Path]], data_path: str | 
     for K, paths in sorted(files.items()):
         for p in paths:
             scores, meta = load_scores(p)
-            if meta.get("recon_sigma", "unweighted") != "unweighted":
+            if meta["recon_sigma"] != "unweighted":
                 value: float | str = "unavailable: ood.recon_sigma is pixelwise (the scores are σ-weighted)"
             else:
                 sse = -np.asarray(scores[f"recon__{IN_SET}"], dtype=np.float64)
