@@ -104,11 +104,11 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def provenance_blocks(prov: Mapping[str, Any], out_dir: Path) -> list[fmt.Block]:
     """Commit, config hash, device, packages, wall time per stage, and the records beside the tables."""
-    git = prov["git"]
+    git = prov.get("git", {})
     code = (f"`{git['commit']}`" + (" with uncommitted changes" if git.get("dirty") else "")
             + (f" on `{git['branch']}`" if git.get("branch") else "")) if git.get("commit") \
         else f"unknown ({git.get('error')})"
-    dev = prov["device"]
+    dev = prov.get("device", {})
     items = [f"report written (UTC): {prov.get('created_utc')}", f"code: {code}",
              f"config hash: `{prov.get('config_hash')}` (SHA-256 of the resolved configuration)",
              f"host: {dev.get('cpu_model')} × {dev.get('cpu_count')} CPUs; GPUs: "
@@ -124,9 +124,9 @@ def provenance_blocks(prov: Mapping[str, Any], out_dir: Path) -> list[fmt.Block]
             items.append(f"`{table}.provenance.json`: commit `{(rec.get('git') or {}).get('commit')}`, config hash "
                          f"`{rec.get('config_hash')}`" + ("" if same else " (differs from this report's)"))
     blocks: list[fmt.Block] = [("h", 2, "Provenance"), ("list", items)]
-    packages = [[name, version or "not installed"] for name, version in prov["packages"].items()]
+    packages = [[name, version or "not installed"] for name, version in prov.get("packages", {}).items()]
     blocks += [("h", 3, "Packages"), ("table", ["package", "version"], packages)]
-    stages = {k: v for k, v in prov["stages"].items() if not k.startswith("_")}
+    stages = {k: v for k, v in prov.get("stages", {}).items() if not k.startswith("_")}
     blocks.append(("h", 3, "Wall time per stage"))
     if stages:
         rows = [[rule, str(st["jobs"]), f"{st['total_s']:.1f}", f"{st['max_s']:.1f}"] for rule, st in stages.items()]
