@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pae.files.datasets import KINDS, expected_shape, validate_registry
+from pae.files.datasets import KINDS, expected_shape, is_ood_only, validate_registry
 from pae.science.posterior import PosteriorSettings
 from pae.stages.ood import TABLE2_ROWS
 
@@ -122,9 +122,12 @@ def dataset_registry(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def trained_datasets(config: Mapping[str, Any]) -> list[str]:
-    """The names in config `datasets` (what `all` trains), in order."""
+    """The names in config `datasets` (what `all` trains), in order; OoD-only entries (ood_only: true) are
+    not trained (they enter through ood.sets)."""
     value = config["datasets"]
-    return list(value) if isinstance(value, Mapping) else [str(v) for v in value]
+    names = list(value) if isinstance(value, Mapping) else [str(v) for v in value]
+    registry = dataset_registry(config)
+    return [n for n in names if not is_ood_only(registry[n])]
 
 
 def has_labels(entry: Mapping[str, Any]) -> bool:
@@ -139,7 +142,7 @@ def training_dataset(config: Mapping[str, Any], name: str, key: str) -> dict[str
     if name not in registry:
         raise ValueError(f"config key {key} = {name!r} is not a dataset; name one of {sorted(registry)} "
                          "(or add an entry to `datasets`)")
-    if KINDS[registry[name]["kind"]].ood_only:
+    if is_ood_only(registry[name]):
         raise ValueError(f"config key {key} = {name!r} is an OoD-only set (it has no training split); "
                          "name a training dataset")
     return registry[name]
@@ -152,7 +155,7 @@ def ood_sets(config: Mapping[str, Any]) -> list[dict[str, str]]:
     training_dataset(config, config["ood"]["in_dataset"], "ood.in_dataset")
     sets = [{"transform": "none", "label": s["name"]} | dict(s) for s in config["ood"]["sets"]]
     for s in sets:  # which images: the test split, or all of an OoD-only set (Omniglot's evaluation alphabets)
-        s["images"] = "all" if s["dataset"] in registry and KINDS[registry[s["dataset"]]["kind"]].ood_only else "test"
+        s["images"] = "all" if s["dataset"] in registry and is_ood_only(registry[s["dataset"]]) else "test"
     names = [s["name"] for s in sets]
     if len(set(names)) != len(names):
         raise ValueError(f"config key ood.sets: names must be unique, got {names}")
