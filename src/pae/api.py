@@ -18,13 +18,12 @@ some, e.g. ``PAE(ae={"epochs": 100}, flow={"epochs": 50})``. One ``device`` serv
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
+import logging
 import math
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,23 +73,19 @@ def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray,
     return x[train], x[valid]
 
 
-@contextlib.contextmanager
-def _progress(verbose: bool) -> Iterator[None]:
-    """Silence pae.science.train's per-epoch progress bar when not verbose."""
-    if verbose:
-        yield
-        return
-    import pae.science.train as train
+_LOG = logging.getLogger("pae.api")
 
-    original = getattr(train, "tqdm", None)
-    if original is None:
-        yield
+
+def _show_library_log() -> None:
+    """Make the library's INFO messages (logger "pae") visible on stderr, unless the application has set up
+    logging itself (a handler on "pae" or on the root logger)."""
+    logger = logging.getLogger("pae")
+    if logger.handlers or logging.getLogger().handlers:
         return
-    train.tqdm = functools.partial(original, disable=True)
-    try:
-        yield
-    finally:
-        train.tqdm = original
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -136,7 +131,8 @@ class _ImageModel:
 
     model_name: ClassVar[str] = ""
 
-    def __init__(self, latent_dim: int, settings: dict[str, Any], seed: int, verbose: bool) -> None:
+    def __init__(self, latent_dim: int, settings: dict[str, Any], seed: int, verbose: bool,
+                 progress: bool | None = None) -> None:
         from pae.science.runtime import resolve_device
 
         if not isinstance(latent_dim, (int, np.integer)) or isinstance(latent_dim, bool) or latent_dim < 1:
@@ -147,6 +143,9 @@ class _ImageModel:
         self.settings = settings
         self.seed = int(seed)
         self.verbose = bool(verbose)
+        self.progress = self.verbose if progress is None else bool(progress)  # tqdm bars of the training loop
+        if self.verbose:
+            _show_library_log()
         self.device = resolve_device(settings["device"])
         if self.device.type == "cuda":
             import torch
@@ -167,8 +166,9 @@ class _ImageModel:
         return float(self.settings["data"]["scale"])
 
     def _log(self, message: str) -> None:
+        """An INFO record of logger "pae.api" (shown on stderr when verbose; see `_show_library_log`)."""
         if self.verbose:
-            print(message, file=sys.stderr, flush=True)
+            _LOG.info(message)
 
     def _check_fitted(self) -> None:
         if self.net is None:
@@ -214,8 +214,8 @@ class _ImageModel:
     def _fit_net(self, net: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray, epochs: int) -> list[dict]:
         from pae.science.train import fit
 
-        with _progress(self.verbose):
-            return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log if self.verbose else _quiet)
+        return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log if self.verbose else _quiet,
+                   progress=self.progress)
 
     # -- common public methods ---------------------------------------------------------------------------
     def encode(self, x: Any, batch_size: int = 500) -> np.ndarray:
@@ -298,7 +298,9 @@ class PAE(_ImageModel):
     fid.table1_K); ``ae``, ``flow``, ``data``, ``ood``: overrides of those config/config.yaml sections (defaults:
     the paper's settings, e.g. 500 AE epochs and 100 flow epochs); ``device``: "auto" (CUDA when present),
     "cpu", "cuda" or "cuda:N", used by both stages; ``seed``: weight initialisation, batch order,
-    dequantisation noise; ``verbose``: per-epoch log lines and progress bars on stderr.
+    dequantisation noise; ``verbose``: messages (INFO records of the ``logging`` logger "pae", shown on stderr
+    unless your application configures logging); ``progress``: the training loop's progress bars (default:
+    as verbose).
     """
 
     model_name = "pae"
@@ -314,10 +316,11 @@ class PAE(_ImageModel):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        progress: bool | None = None,
     ) -> None:
         settings = resolve_settings(device, ae=ae, flow=flow, data=data, ood=ood)
         K = settings["fid"]["table1_K"] if latent_dim is None else latent_dim
-        super().__init__(K, settings, seed, verbose)
+        super().__init__(K, settings, seed, verbose, progress)
         self.flow: Any = None
         self.sigma: np.ndarray | None = None  # Eq. 8 σ_i (C, H, W) on the validation images
 
@@ -365,17 +368,19 @@ class PAE(_ImageModel):
         self.history = {"ae": ae_history, "flow": flow_history, "seconds": time.perf_counter() - t0}
         return self
 
-    def _check_flow(self) -> None:
+    def _check_flow(self, what: str = "this") -> None:
         self._check_fitted()
         if self.flow is None:
-            raise RuntimeError("this PAE has no flow; call fit(x_train) or load a folder with flow.pt")
+            raise RuntimeError(f"{what} needs the flow, and this PAE has none (an auto-encoder-only run folder "
+                               "without flow.pt): encode, decode, reconstruct and score(kind='recon') work; "
+                               "for the rest call fit(x_train) or load a folder with flow.pt")
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 500) -> np.ndarray:
         """n images x = g_θ(b⁻¹(u)), u ~ N(0, T²I) (Eq. 6; the paper uses T = 1), float32 (n, C, H, W) in
         [0, 1]. The noise comes from a CPU generator seeded with `seed`: same seed, same images."""
         from pae.science.sampling import sample_pae
 
-        self._check_flow()
+        self._check_flow("sample()")
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         x = sample_pae(self.net, self.flow, int(n), int(seed), float(temperature), batch_size)
@@ -401,17 +406,23 @@ class PAE(_ImageModel):
         ``eq12``      Eq. 12 at z = f_φ(x), with the pixel-wise σ of Eq. 8
         ``eq12_map``  Eq. 12 at the MAP z' of Eq. 9 (``map_steps`` Adam steps of rate ``map_lr`` from
                       f_φ(x); defaults ood.map_steps, ood.map_lr)
+        ``laplace``   the Laplace estimate of log p(x) (Eq. 11, Gauss-Newton Hessian of Eq. 10) at that MAP z'
+
+        Every kind but ``recon`` needs the flow; an auto-encoder-only model scores ``recon`` only.
         """
         from pae.science.density import floor_sigma, quantization_sigma
         from pae.science.scores import SCORES, image_scores
 
         if kind not in SCORES:
             raise ValueError(f"unknown score kind {kind!r}; use one of {', '.join(SCORES)}")
-        self._check_flow()
+        if kind == "recon":
+            self._check_fitted()
+        else:
+            self._check_flow(f"score(kind={kind!r})")
         x = self._images(x)
         ood = self.settings["ood"]
         sigma = None
-        if kind in ("eq12", "eq12_map") or (kind == "recon" and ood["recon_sigma"] == "pixelwise"):
+        if kind in ("eq12", "eq12_map", "laplace") or (kind == "recon" and ood["recon_sigma"] == "pixelwise"):
             if self.sigma is None:
                 raise RuntimeError(f"score {kind!r} needs the pixel-wise σ of Eq. 8, which this model lacks "
                                    "(no ae_stats.npz beside ae.pt); refit it, or use kind='density'")
@@ -420,7 +431,8 @@ class PAE(_ImageModel):
             self.net, x, (kind,), self.scale, self.flow, sigma, ood["recon_sigma"],
             ood["map_steps"] if map_steps is None else int(map_steps),
             ood["map_lr"] if map_lr is None else float(map_lr),
-            int(batch_size or ood["batch_size"]), log=self._log if kind == "eq12_map" and self.verbose else None,
+            int(batch_size or ood["batch_size"]),
+            log=self._log if kind in ("eq12_map", "laplace") and self.verbose else None,
         )
         return result[kind]
 
@@ -430,12 +442,13 @@ class PAE(_ImageModel):
         from pae.files.artifacts import save_flow, save_model
         from pae.files.io import save_npz
 
-        self._check_flow()
+        self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         save_model(folder / "ae.pt", self.net, {"latent_dim": self.latent_dim,
                                                 "settings": self._train_settings(self.settings["ae"]["epochs"])})
-        save_flow(folder / "flow.pt", self.flow, {"seed": self.seed})
+        if self.flow is not None:
+            save_flow(folder / "flow.pt", self.flow, {"seed": self.seed})
         if self.sigma is not None:
             save_npz(folder / "ae_stats.npz", sigma=self.sigma)
         self._write_info(folder)
@@ -444,14 +457,14 @@ class PAE(_ImageModel):
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> PAE:
         """A PAE saved by `save`, or a workflow run folder (results/<dataset>/K<K>/seed<s>: ae.pt, flow.pt,
-        ae_stats.npz), on `device`."""
+        ae_stats.npz), on `device`. A folder with ae.pt but no flow.pt (an auto-encoder trained without a
+        flow) loads as an auto-encoder-only model: encode, decode, reconstruct, score(kind="recon")."""
         from pae.files.artifacts import load_flow, load_model
         from pae.science.nets import VAE, AutoEncoder
 
         folder = _model_folder(path)
-        for name in ("ae.pt", "flow.pt"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder} has no {name}; it is not a PAE saved by save() or pae fit")
+        if not (folder / "ae.pt").is_file():
+            raise FileNotFoundError(f"{folder} has no ae.pt; it is not a PAE saved by save() or pae fit")
         info = _read_info(folder)
         if info is not None and info.get("model") != cls.model_name:
             raise ValueError(f"{folder} holds a {info.get('model')!r} model, not a PAE; use pae.load({str(folder)!r})")
@@ -463,8 +476,11 @@ class PAE(_ImageModel):
         model = cls(net.latent_dim, ae=settings.get("ae"), flow=settings.get("flow"), data=data,
                     ood=settings.get("ood"), device=device, seed=int((info or {}).get("seed", 0)), verbose=verbose)
         model.net = net.to(model.device).eval()
-        model.flow, _ = load_flow(folder / "flow.pt", model.device)
-        if model.flow.K != net.latent_dim:
+        if not (folder / "flow.pt").is_file():
+            model._log(f"{folder} has no flow.pt: loaded the auto-encoder only (no sampling or density scores)")
+        else:
+            model.flow, _ = load_flow(folder / "flow.pt", model.device)
+        if model.flow is not None and model.flow.K != net.latent_dim:
             raise ValueError(f"{folder}: flow.pt has K={model.flow.K}, ae.pt K={net.latent_dim}; they are not one PAE")
         model.image_shape = tuple(net.image_shape)
         model.history = (info or {}).get("history", {})
@@ -501,13 +517,14 @@ class VAE(_ImageModel):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        progress: bool | None = None,
     ) -> None:
         base = paper_defaults()
         vae = {"models": {self.model_name: dict(objective or {})}}
         ae_cfg = {"epochs": base["vae"]["epochs"], **dict(ae or {})}
         settings = resolve_settings(device, ae=ae_cfg, data=data, ood=ood, vae=vae)
         K = settings["vae"]["latent_dim"] if latent_dim is None else latent_dim
-        super().__init__(K, settings, seed, verbose)
+        super().__init__(K, settings, seed, verbose, progress)
 
     @property
     def objective(self) -> dict[str, Any]:

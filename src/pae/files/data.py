@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import struct
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pae.files.io import atomic_path
+
+_LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # torch is imported lazily: the data jobs do not need it
     pass
@@ -331,12 +334,12 @@ def fetch_raw(
     dest = Path(dest_dir) / source / filename
     attempts: list[str] = []
     if entry.key in _checksum_overrides():
-        print(f"[data] WARNING: expected checksum of {entry.key} taken from ${CHECKSUMS_ENV} (test data only)")
+        _LOG.warning(f"[data] expected checksum of {entry.key} taken from ${CHECKSUMS_ENV} (test data only)")
 
     if dest.is_file():
         try:
             verify_file(dest, entry)
-            print(f"[data] {entry.key}: already present and verified at {dest}")
+            _LOG.info(f"[data] {entry.key}: already present and verified at {dest}")
             return dest, f"existing file {dest}"
         except ChecksumError as exc:
             dest.unlink()  # known bad: never leave it where the next step would read it
@@ -364,21 +367,21 @@ def fetch_raw(
             attempts.append(f"{label} {path}: {_reason(exc)}")
             continue
         origin = f"{label} {path}"
-        print(f"[data] {entry.key}: copied from {origin} ({algorithm} verified) to {dest}")
+        _LOG.info(f"[data] {entry.key}: copied from {origin} ({algorithm} verified) to {dest}")
         return dest, origin
 
     if not download:
         attempts.append("download: disabled (config data.download is false)")
     else:
         for url in entry.urls:
-            print(f"[data] {entry.key}: downloading {url}")
+            _LOG.info(f"[data] {entry.key}: downloading {url}")
             try:
                 _download_verified(url, dest, entry, timeout)
             except (ChecksumError, urllib.error.URLError, OSError, ValueError) as exc:
                 attempts.append(f"download {url}: {_reason(exc)}")
                 continue
             origin = f"download {url}"
-            print(f"[data] {entry.key}: downloaded from {url} ({algorithm} verified) to {dest}")
+            _LOG.info(f"[data] {entry.key}: downloaded from {url} ({algorithm} verified) to {dest}")
             return dest, origin
 
     what = "the decompressed content" if entry.gzipped else "the file"

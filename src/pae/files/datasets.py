@@ -17,6 +17,7 @@ unreadable files); a problem is one :class:`DatasetError` naming the file or con
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,8 @@ import numpy as np
 from pae.files import data as D
 from pae.files.io import save_json, save_npz
 from pae.science.images import ImageError, check_images, net_size_problem
+
+_LOG = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -830,6 +833,6 @@ def write_processed(entry: Mapping[str, Any] | None, out_path: str | Path, raw_d
     save_npz(out_path, **result.arrays)
     if info_path is not None:
         save_json(info_path, result.info)
-    print(f"[data] {name or result.info['kind']}: wrote {out_path}: "
+    _LOG.info(f"[data] {name or result.info['kind']}: wrote {out_path}: "
           + ", ".join(f"{k} {v.dtype}{v.shape}" for k, v in result.arrays.items()))
     return result

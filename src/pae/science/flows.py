@@ -19,6 +19,7 @@ Every coupling and LU layer starts as the identity.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+_LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 1: nflows layers (before 2026-11); 2: the plain-torch layers below
 STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
@@ -398,7 +401,7 @@ def train_flow(
     flow_cfg: Mapping[str, Any],
     seed: int = 0,
     device: str | torch.device = "cpu",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> dict[str, list[float]]:
     """Fit the flow by minimising the mean NLL of the encoded training latents (Eq. 5).
 
