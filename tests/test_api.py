@@ -176,9 +176,79 @@ def test_a_workflow_run_folder_loads(fitted, tmp_path):
 
 
 def test_verbose_false_prints_nothing(capfd):
+    import pae.science.train
+
+    bar = pae.science.train.tqdm
     pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=False).fit(_images(64))
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+    assert pae.science.train.tqdm is bar  # nothing patched: the loop's own progress switch
+
+
+def test_messages_are_logging_records_and_progress_is_a_switch(capfd, caplog, monkeypatch):
+    """Messages are INFO records of logger "pae.api" (on stderr too when verbose); progress=False turns the
+    training loop's tqdm bar off through its own switch."""
+    import logging
+
+    import pae.science.train
+
+    seen = []
+    bar = pae.science.train.tqdm
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("disable"))
+        return bar(*args, **kwargs)
+
+    monkeypatch.setattr(pae.science.train, "tqdm", spy)
+    with caplog.at_level(logging.INFO, logger="pae"):
+        pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=True, progress=False).fit(_images(64))
+    messages = [r.getMessage() for r in caplog.records if r.name == "pae.api"]
+    assert any(m.startswith("AutoEncoder K=4") for m in messages) and any("epoch 1/1" in m for m in messages)
+    assert "AutoEncoder K=4" in capfd.readouterr().err and seen == [True]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pae"):
+        pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=False, progress=True).fit(_images(64))
+    assert any("epoch 1/1" in r.getMessage() for r in caplog.records)  # records even when not verbose
+    assert capfd.readouterr().err.count("AutoEncoder K=4") == 0 and seen == [True, False]
+    assert pae.PAE(device="cpu", verbose=True).progress and not pae.PAE(device="cpu", verbose=False).progress
+
+
+def test_laplace_score_of_the_api(fitted):
+    """kind="laplace" (Eq. 11 at the MAP z') loads the Eq. 8 σ like the Eq. 12 kinds."""
+    model, _ = fitted
+    x = _images(6, seed=3)
+    s = model.score(x, kind="laplace", map_steps=2)
+    assert s.shape == (6,) and np.isfinite(s).all()
+    saved_sigma, model.sigma = model.sigma, None
+    try:
+        with pytest.raises(RuntimeError, match="pixel-wise σ of Eq. 8"):
+            model.score(x, kind="laplace", map_steps=2)
+    finally:
+        model.sigma = saved_sigma
+
+
+def test_an_auto_encoder_only_run_folder_loads_for_reconstruction(fitted, tmp_path):
+    """A run folder with ae.pt (+ ae_stats.npz) but no flow.pt: encode, decode, reconstruct and recon scores
+    work; sampling and the flow's scores say what is missing."""
+    model, _ = fitted
+    folder = model.save(tmp_path / "ae_only")
+    (folder / "flow.pt").unlink()
+    (folder / "model.json").unlink()
+    loaded = pae.load(folder, device="cpu", verbose=False)
+    assert isinstance(loaded, pae.PAE) and loaded.flow is None
+    x = _images(5, seed=4)
+    np.testing.assert_allclose(loaded.score(x, kind="recon"), model.score(x, kind="recon"), rtol=1e-6)
+    np.testing.assert_allclose(loaded.encode(x), model.encode(x), rtol=1e-6)
+    assert loaded.decode(loaded.encode(x)).shape == (5, 1, 28, 28)
+    with pytest.raises(RuntimeError, match="sample\\(\\) needs the flow.*auto-encoder-only"):
+        loaded.sample(4)
+    with pytest.raises(RuntimeError, match="kind='density'.*needs the flow"):
+        loaded.score(x, kind="density")
+    resaved = loaded.save(tmp_path / "again")
+    assert (resaved / "ae.pt").is_file() and not (resaved / "flow.pt").exists()
+    (folder / "ae.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="has no ae.pt"):
+        pae.load(folder, device="cpu")
 
 
 @pytest.mark.parametrize("cls", [pae.VAE, pae.BetaVAE])

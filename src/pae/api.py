@@ -46,12 +46,17 @@ API_FIX = "Fix the value passed to the model (ae=, flow=, data=, ood=, objective
 def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
     """Check and convert images to uint8 (N, C, H, W) (the pipeline's storage format).
 
-    Accepted: uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
+    Accepted: a path (an image folder, one image file, an .npz with x / x_test or one array, an .npy:
+    `pae.files.user_images.read_user_images`), or uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
     dequantises its training inputs as in the paper), shaped (N, C, H, W) or (N, H, W), with C 1 or 3 and
     H and W divisible by 4 (the infoGAN nets halve them twice; not checked with ``net_shape=False``); numpy
     arrays and torch tensors. Anything else raises one ``pae.science.images.ImageError`` (a ValueError) that names
     the problem and the fix (`pae.science.images.check_images`).
     """
+    if isinstance(x, (str, Path)):
+        from pae.files.user_images import read_user_images
+
+        return read_user_images(x, net_shape=net_shape)
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     try:
@@ -74,18 +79,6 @@ def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray,
 
 
 _LOG = logging.getLogger("pae.api")
-
-
-def _show_library_log() -> None:
-    """Make the library's INFO messages (logger "pae") visible on stderr, unless the application has set up
-    logging itself (a handler on "pae" or on the root logger)."""
-    logger = logging.getLogger("pae")
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -144,8 +137,6 @@ class _ImageModel:
         self.seed = int(seed)
         self.verbose = bool(verbose)
         self.progress = self.verbose if progress is None else bool(progress)  # tqdm bars of the training loop
-        if self.verbose:
-            _show_library_log()
         self.device = resolve_device(settings["device"])
         if self.device.type == "cuda":
             import torch
@@ -166,8 +157,14 @@ class _ImageModel:
         return float(self.settings["data"]["scale"])
 
     def _log(self, message: str) -> None:
-        """An INFO record of logger "pae.api" (shown on stderr when verbose; see `_show_library_log`)."""
+        """An INFO record of logger "pae.api"; with verbose also written to stderr (for applications that set up
+        `logging` themselves: verbose=False, and the records reach their handlers)."""
         if self.verbose:
+            from pae.files.io import library_log_handler
+
+            with library_log_handler(sys.stderr):
+                _LOG.info(message)
+        else:
             _LOG.info(message)
 
     def _check_fitted(self) -> None:
@@ -214,8 +211,7 @@ class _ImageModel:
     def _fit_net(self, net: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray, epochs: int) -> list[dict]:
         from pae.science.train import fit
 
-        return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log if self.verbose else _quiet,
-                   progress=self.progress)
+        return fit(net, loss_fn, xt, xv, self._train_settings(epochs), None, self._log, progress=self.progress)
 
     # -- common public methods ---------------------------------------------------------------------------
     def encode(self, x: Any, batch_size: int = 500) -> np.ndarray:
@@ -262,10 +258,6 @@ class _ImageModel:
         save_json(folder / INFO_FILE, _jsonable({**self._info(), **(extra or {})}))
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _read_info(folder: Path) -> dict[str, Any] | None:
     path = folder / INFO_FILE
     if not path.is_file():
@@ -298,9 +290,9 @@ class PAE(_ImageModel):
     fid.table1_K); ``ae``, ``flow``, ``data``, ``ood``: overrides of those config/config.yaml sections (defaults:
     the paper's settings, e.g. 500 AE epochs and 100 flow epochs); ``device``: "auto" (CUDA when present),
     "cpu", "cuda" or "cuda:N", used by both stages; ``seed``: weight initialisation, batch order,
-    dequantisation noise; ``verbose``: messages (INFO records of the ``logging`` logger "pae", shown on stderr
-    unless your application configures logging); ``progress``: the training loop's progress bars (default:
-    as verbose).
+    dequantisation noise; ``verbose``: messages on stderr (they are always INFO records of the ``logging``
+    logger "pae.api" too: configure logging and pass verbose=False to route them yourself); ``progress``: the
+    training loop's progress bars (default: as verbose).
     """
 
     model_name = "pae"
@@ -363,7 +355,7 @@ class PAE(_ImageModel):
         flow = build_flow(self.latent_dim, flow_cfg, z_train, seed=self.seed)
         self._log(f"flow: {flow.kind}, K={self.latent_dim}, {flow_cfg['epochs']} epochs, device {self.device}")
         flow_history = train_flow(flow, z_train, z_valid, flow_cfg, seed=self.seed, device=self.device,
-                                  log=self._log if self.verbose else _quiet)
+                                  log=self._log)
         self.flow = flow.eval()
         self.history = {"ae": ae_history, "flow": flow_history, "seconds": time.perf_counter() - t0}
         return self
