@@ -24,6 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -279,6 +280,76 @@ def _model_folder(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Posterior analysis results
+
+
+@dataclass
+class PosteriorImages:
+    """What `PAE.posterior` returns. Images are float32 in [0, 1], (N, C, H, W) unless noted:
+
+    ``map``      g(b⁻¹(u*)) at the best mode u* (the MAP reconstruction)
+    ``samples``  (N, n, C, H, W) decoded posterior samples g(z), z = b⁻¹(u), u from the Laplace mixture
+    ``mean``     their mean
+    ``std``      uncertainty map: std of the posterior-predictive g(z) + σ·ε (σ of Eq. 8), pixel units of [0, 1]
+    ``lo, hi``   the central `level` interval of that predictive, per pixel (clipped to [0, 1])
+    ``hidden``   bool, the pixels that were filled in
+    ``result``   the `pae.science.posterior.PosteriorResult` (starts, modes, weights, u- and z-samples, Newton
+                 decrements) in model units
+    """
+
+    map: np.ndarray
+    samples: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    hidden: np.ndarray
+    level: float
+    space: str
+    result: Any
+
+
+def hidden_pixels(mask: Any, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Boolean (N, C, H, W) mask of the pixels to fill in (True = unknown) from `PAE.posterior`'s mask argument:
+    None, "left:K", "right:K", "random:F", or an array (H, W), (C, H, W), (N, C, H, W) (nonzero = unknown)."""
+    N, C, H, W = shape
+    if mask is None:
+        return np.zeros(shape, bool)
+    if isinstance(mask, str):
+        kind, _, value = mask.partition(":")
+        try:
+            if kind in ("left", "right"):
+                k = int(value)
+                if not 1 <= k < W:
+                    raise ValueError
+                hidden = np.zeros(shape, bool)
+                if kind == "left":
+                    hidden[..., :k] = True
+                else:
+                    hidden[..., W - k :] = True
+                return hidden
+            if kind == "random":
+                f = float(value)
+                if not 0 < f < 1:
+                    raise ValueError
+                return np.random.default_rng(int(seed)).random(shape) < f
+        except ValueError:
+            pass
+        raise ValueError(f"mask {mask!r}: use 'left:K' or 'right:K' (K columns, 1 <= K < {W}), 'random:F' "
+                         "(0 < F < 1), or a boolean array of the image's shape (True = pixel to fill in)")
+    m = np.asarray(mask)
+    if m.ndim == 2:
+        m = m[None, None]
+    elif m.ndim == 3:
+        m = m[None]
+    try:
+        return np.broadcast_to(m != 0, shape).copy()
+    except ValueError:
+        raise ValueError(f"mask of shape {np.asarray(mask).shape} does not fit the images {shape}; give (H, W), "
+                         "(C, H, W) or (N, C, H, W) with nonzero = pixel to fill in") from None
+
+
+# --------------------------------------------------------------------------------------------------------
 # PAE
 
 
@@ -427,6 +498,82 @@ class PAE(_ImageModel):
             log=self._log if kind in ("eq12_map", "laplace") and self.verbose else None,
         )
         return result[kind]
+
+    def posterior(
+        self,
+        x: Any,
+        mask: Any = None,
+        noise_sigma: float = 0.0,
+        space: str = "u",
+        settings: Mapping[str, Any] | None = None,
+        level: float = 0.9,
+        seed: int = 0,
+    ) -> PosteriorImages:
+        """Inpaint and/or denoise images with uncertainty: the posterior of Sec. 2.3 (Eq. 13-14) given corrupted
+        images x̃ = M x + n, by `pae.science.posterior.analyse_corrupted` (what the workflow's posterior rule runs).
+
+        x: the corrupted images (uint8 0..255 or float [0, 1], (N, C, H, W) / (N, H, W), or a path); their
+        hidden pixels are ignored. mask: pixels to fill in (True / nonzero = unknown), an array (H, W), (C, H, W)
+        or (N, C, H, W), or "left:K" / "right:K" (the first / last K columns), "random:F" (a share F of the
+        pixels, drawn with `seed`); None = every pixel observed (denoising). noise_sigma: std of the Gaussian
+        noise n in pixel units of [0, 1] (0 for clean inputs). space: "u" (the paper's posterior in the flow's
+        latent space) or "z" (N(0, I) prior on z, no flow; the authors' code). settings: overrides of the config
+        section posterior (random_starts, encoder_start, lr_stages, steps_per_stage, anneal_max, merge_distance,
+        n_samples, batch_size; the paper's defaults run 4 × 10 000 Adam steps). level: of the per-pixel
+        intervals. Returns a `PosteriorImages` (MAP, samples, mean, uncertainty map, interval; images in [0, 1]).
+        """
+        import torch
+
+        from pae.science.density import floor_sigma, quantization_sigma
+        from pae.science.images import to_model_input
+        from pae.science.posterior import SPACES, PosteriorModel, PosteriorSettings, analyse_corrupted
+        from pae.science.posterior_metrics import predictive_summary
+
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES} (u: flow prior, the paper's; z: N(0, I) prior), got {space!r}")
+        if space == "u":
+            self._check_flow("posterior(space='u')")
+        else:
+            self._check_fitted()
+        if self.sigma is None:
+            raise RuntimeError("posterior() needs the pixel-wise σ of Eq. 8, which this model lacks (no ae_stats.npz "
+                               "beside ae.pt); refit it")
+        if not 0 < float(level) < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        if not float(noise_sigma) >= 0:
+            raise ValueError(f"noise_sigma must be >= 0 (pixel units of [0, 1]), got {noise_sigma!r}")
+        cfg = dict(self.settings["posterior"])
+        unknown = sorted(set(settings or {}) - set(PosteriorSettings.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"settings: unknown key(s) {unknown}; use {', '.join(PosteriorSettings.__dataclass_fields__)}")
+        st = PosteriorSettings.from_config({**cfg, **dict(settings or {})})
+        x8 = self._images(x)
+        hidden = hidden_pixels(mask, x8.shape, seed)
+        x_tilde = to_model_input(x8, scale=self.scale, dequantize=False).to(self.device)
+        observed = torch.as_tensor(~hidden, device=self.device)
+        x_tilde = torch.where(observed, x_tilde, torch.zeros_like(x_tilde))
+        sigma = floor_sigma(self.sigma, quantization_sigma(self.scale)).to(self.device)
+        noise = float(noise_sigma) * 255.0 / self.scale  # [0, 1] pixel units → model units x/scale − 0.5
+        model = PosteriorModel(decoder=self.net.decoder, flow=self.flow if space == "u" else None,
+                               encoder=self.net.encode, latent_dim=self.latent_dim)
+        self._log(f"posterior ({space}-space) of {len(x8)} images, {int(hidden.sum())} hidden pixels, noise σ "
+                  f"{noise_sigma}, {st.n_starts} starts, Adam steps {st.steps}")
+        res = analyse_corrupted(x_tilde, observed, sigma, noise, model, st, torch.Generator().manual_seed(int(seed)),
+                                log=self._log if self.verbose else None)
+        with torch.no_grad():
+            zs = res.samples_z.reshape(-1, self.latent_dim)
+            decoded = torch.cat([self.net.decode(zs[i : i + 2048]).float().cpu() for i in range(0, len(zs), 2048)])
+        decoded = decoded.numpy().reshape(len(x8), st.n_samples, *x8.shape[1:])
+        summary = predictive_summary(decoded, sigma.cpu().numpy(), float(level))
+        unit = self.scale / 255.0  # model units → [0, 1] pixel units
+        return PosteriorImages(
+            map=to_unit_float(res.map_x.float().cpu().numpy(), self.scale),
+            samples=to_unit_float(decoded, self.scale),
+            mean=to_unit_float(summary["mean"], self.scale),
+            std=(summary["std"] * unit).astype(np.float32),
+            lo=to_unit_float(summary["lo"], self.scale), hi=to_unit_float(summary["hi"], self.scale),
+            hidden=hidden, level=float(level), space=space, result=res,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the model into folder `path` (the workflow's run layout: ae.pt, flow.pt, ae_stats.npz with

@@ -208,11 +208,9 @@ def _fid_extractor(args: argparse.Namespace) -> Any:
     return extractors[args.features]
 
 
-def _fid_set(args: argparse.Namespace, path: str, flag: str, get_extractor: Any
-             ) -> tuple[np.ndarray, np.ndarray, int, tuple[int, ...] | None]:
-    """(mu, sigma, n_images, image shape or None) of --real / --fake: a statistics file, or images."""
+def _fid_input(args: argparse.Namespace, path: str, flag: str) -> tuple[Any, ...]:
+    """("stats", mu, sigma, n_images, image shape or None) of a statistics file, or ("images", x), checked."""
     from pae.files.user_images import is_fid_stats, load_fid_stats
-    from pae.science.features import image_statistics
 
     if is_fid_stats(path):
         mu, sigma, meta = _user_input(load_fid_stats, path)
@@ -220,13 +218,24 @@ def _fid_set(args: argparse.Namespace, path: str, flag: str, get_extractor: Any
             if key in meta and meta[key] != want:
                 raise UsageError(f"{path}: statistics of {key} {meta[key]!r}, but this FID uses {want!r}; pass "
                                  f"--{key} {meta[key]} or make the statistics again ({flag})")
-        shape = tuple(int(v) for v in str(meta["image_shape"]).split("x")) if "image_shape" in meta else None
-        return mu, sigma, int(meta.get("n_images", 0)), shape
+        shape = tuple(int(v) for v in str(meta["image_shape"]).split("x")) if meta.get("image_shape") else None
+        return "stats", mu, sigma, int(meta.get("n_images", 0)), shape
     x = read_images(path, args.key, net_shape=False)
     if len(x) < 2 or x.shape[1] not in (1, 3):
         raise UsageError(f"{path}: FID needs at least 2 images with 1 or 3 channels, got shape {x.shape}")
-    with contextlib.redirect_stdout(io.StringIO() if args.quiet else sys.stdout):
-        mu, sigma = image_statistics(x, get_extractor(), args.batch_size)
+    return "images", x
+
+
+def _fid_statistics(args: argparse.Namespace, source: tuple[Any, ...], extractor: list[Any]
+                    ) -> tuple[np.ndarray, np.ndarray, int, tuple[int, ...] | None]:
+    from pae.science.features import image_statistics
+
+    if source[0] == "stats":
+        return source[1:]  # type: ignore[return-value]
+    x = source[1]
+    if not extractor:
+        extractor.append(_fid_extractor(args))
+    mu, sigma = image_statistics(x, extractor[0], args.batch_size)
     return mu, sigma, len(x), tuple(x.shape[1:])
 
 
@@ -239,32 +248,75 @@ def cmd_fid(args: argparse.Namespace) -> None:
                          "of --real")
     if args.save_stats and Path(args.save_stats).suffix != ".npz":
         raise UsageError(f"{args.save_stats}: FID statistics are written as .npz (--save-stats)")
+    real = _fid_input(args, args.real, "--real")
+    fake = _fid_input(args, args.fake, "--fake") if args.fake is not None else None
+    if args.save_stats and real[0] == "stats":
+        raise UsageError(f"{args.real} already is a statistics file; --save-stats needs images as --real")
+    if fake is not None and real[0] == fake[0] == "images" and real[1].shape[1:] != fake[1].shape[1:]:
+        raise UsageError(f"{args.fake}: images {fake[1].shape[1:]} differ from {args.real}'s {real[1].shape[1:]}")
     extractor: list[Any] = []
-
-    def get_extractor() -> Any:
-        if not extractor:
-            extractor.append(_fid_extractor(args))
-        return extractor[0]
-
-    mu1, s1, n1, shape1 = _fid_set(args, args.real, "--real", get_extractor)
+    mu1, s1, n1, shape1 = _fid_statistics(args, real, extractor)
     if args.save_stats:
-        from pae.files.user_images import is_fid_stats
-
-        if is_fid_stats(args.real):
-            raise UsageError(f"{args.real} already is a statistics file; --save-stats needs images as --real")
         _user_input(save_fid_stats, args.save_stats, mu1, s1, features=args.features, normalize=args.normalize,
                     n_images=n1, image_shape="x".join(map(str, shape1 or ())), source=str(args.real))
         print(f"saved {args.features} statistics of {args.real} ({n1} images) to {args.save_stats}")
-    if args.fake is None:
+    if fake is None:
         return
-    mu2, s2, n2, shape2 = _fid_set(args, args.fake, "--fake", get_extractor)
+    mu2, s2, n2, shape2 = _fid_statistics(args, fake, extractor)
     if shape1 and shape2 and shape1 != shape2:
-        raise UsageError(f"{args.fake}: images {shape2} differ from {args.real}'s {shape1}")
+        raise UsageError(f"{args.fake}: images {shape2} differ from the statistics' {shape1} ({args.real})")
     if mu1.shape != mu2.shape:
         raise UsageError(f"{args.fake}: {len(mu2)} features, but {args.real} has {len(mu1)}; use statistics of the "
                          "same --features")
     value = frechet_distance(mu1, s1, mu2, s2)
     print(f"FID ({args.features}) {value:.4f}  real {args.real} ({n1} images), fake {args.fake} ({n2} images)")
+
+
+def cmd_posterior(args: argparse.Namespace) -> None:
+    from pae.api import load
+    from pae.files.user_images import write_result_folder
+
+    x = read_images(args.images, args.key)
+    mask: Any = args.mask
+    if args.mask_file:
+        if args.mask:
+            raise UsageError("give --mask or --mask-file, not both")
+        mask = read_images(args.mask_file, net_shape=False) > 0
+        if mask.shape[0] == 1:
+            mask = mask[0]
+    if mask is None and args.noise_sigma == 0:
+        raise UsageError("nothing to do: give --mask / --mask-file (inpainting) and/or --noise-sigma (denoising)")
+    if args.n_show < 1:
+        raise UsageError(f"--show must be a positive number of samples per image, got {args.n_show}")
+    model = load(args.model, device=args.device, verbose=not args.quiet)
+    settings = {k: v for k, v in (("random_starts", args.starts), ("n_samples", args.samples)) if v is not None}
+    if args.steps is not None:
+        settings |= {"steps_per_stage": args.steps}
+    try:
+        out = model.posterior(x, mask=mask, noise_sigma=args.noise_sigma, space=args.space, settings=settings,
+                              level=args.level, seed=args.seed)
+    except ValueError as err:
+        raise UsageError(f"{err} (--mask, --space, --steps, --samples)") from err
+    shown = out.samples[:, : args.n_show]
+    n_show = shown.shape[1]
+    inputs = np.where(out.hidden, 0.5, x.astype(np.float32) / 255.0)
+    top = float(out.std.max()) or 1.0
+    grids = {
+        "input": (inputs, None), "map": (out.map, None), "mean": (out.mean, None),
+        "uncertainty": (out.std / top, None), "interval_lo": (out.lo, None), "interval_hi": (out.hi, None),
+        "samples": (shown.reshape(-1, *shown.shape[2:]), n_show),
+    }
+    res = out.result
+    arrays = {"map": out.map, "mean": out.mean, "std": out.std, "lo": out.lo, "hi": out.hi, "hidden": out.hidden,
+              "samples": out.samples, "samples_u": res.samples_u.cpu().numpy(), "map_u": res.map_u.cpu().numpy(),
+              "weights": res.mixture.weights.cpu().numpy(), "n_modes": res.mixture.n_modes.cpu().numpy(),
+              "level": np.asarray(out.level), "space": np.asarray(out.space),
+              "noise_sigma": np.asarray(args.noise_sigma)}
+    folder = _user_input(write_result_folder, args.out, grids, arrays)
+    print(f"posterior ({args.space}-space) of {len(x)} images: {folder}/map.png (MAP), samples.png ({n_show} per "
+          f"image, one row each), mean.png, uncertainty.png (predictive std / {top:.4f}), interval_lo/hi.png "
+          f"({round(100 * out.level)} % interval), input.png, result.npz; modes per image "
+          f"{float(res.mixture.n_modes.float().mean()):.2f}")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -379,6 +431,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50, help="images per forward pass (default: 50)")
     _common(p)
     p.set_defaults(func=cmd_fid)
+
+    post = d["posterior"]
+    p = sub.add_parser("posterior", aliases=["inpaint", "denoise"],
+                       help="inpaint and/or denoise images with uncertainty (MAP, posterior samples, intervals)",
+                       description="The posterior of Sec. 2.3 (Eq. 13-14) of corrupted images x̃ = M x + n: MAP from "
+                                   "several starts, a Laplace-mixture posterior in the flow's latent space u, samples "
+                                   "and per-pixel intervals of the predictive g(z) + σ·ε. Writes a new folder with "
+                                   "input.png, map.png, samples.png, mean.png, uncertainty.png, interval_lo.png, "
+                                   "interval_hi.png and result.npz.")
+    p.add_argument("--model", required=True, metavar="DIR", help="PAE folder written by `pae fit` (or a run folder)")
+    p.add_argument("--images", required=True, metavar="PATH",
+                   help="the corrupted images (image folder, image file, .npz, .npy); hidden pixels are ignored")
+    p.add_argument("--key", help="name of the image array in an .npz (default: x, x_test or the only array)")
+    p.add_argument("--mask", metavar="SPEC",
+                   help="pixels to fill in: left:K / right:K (the first / last K columns), random:F (a share F)")
+    p.add_argument("--mask-file", metavar="PATH",
+                   help="pixels to fill in as an image or array of the images' size (nonzero = unknown)")
+    p.add_argument("--noise-sigma", type=float, default=0.0,
+                   help="std of the Gaussian noise in the input, pixel units of [0, 1] (default: 0)")
+    p.add_argument("--space", choices=["u", "z"], default="u",
+                   help="u: the paper's posterior with the flow prior (default); z: N(0, I) prior on z (original code)")
+    p.add_argument("--starts", type=int, metavar="N",
+                   help=f"random starts besides the encoder start (default: {post['random_starts']})")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help=f"Adam steps per learning-rate stage (default: {post['steps_per_stage']}, the original code's; "
+                        "a few hundred suffice for small images on a CPU)")
+    p.add_argument("--samples", type=int, metavar="N",
+                   help=f"posterior samples per image (default: {post['n_samples']})")
+    p.add_argument("--show", dest="n_show", type=int, default=8, help="samples per image in samples.png (default: 8)")
+    p.add_argument("--level", type=float, default=0.9, help="level of the per-pixel interval (default: 0.9)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts, samples and random masks")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new folder for the results")
+    _common(p)
+    p.set_defaults(func=cmd_posterior)
     return parser
 
 

@@ -192,6 +192,28 @@ def write_image_folder(folder: str | Path, images: np.ndarray, prefix: str = "im
     return folder
 
 
+def write_result_folder(folder: str | Path, grids: Mapping[str, tuple[np.ndarray, int | None]],
+                        arrays: Mapping[str, np.ndarray]) -> Path:
+    """A new folder with one PNG grid per entry of `grids` (name → (images [0, 1] (N, C, H, W), columns)) and
+    `arrays` as result.npz; written in a temporary folder beside it and moved in when complete."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise DatasetError(f"{folder}: exists and is not an empty folder; choose a new output folder (--out)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, (images, ncols) in grids.items():
+            write_png_grid(tmp / f"{name}.png", images, ncols)
+        save_npz(tmp / "result.npz", **arrays)
+        if folder.exists():
+            folder.rmdir()
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
 def write_png_grid(path: str | Path, images: np.ndarray, ncols: int | None = None) -> Path:
     """All images in one PNG grid (1-pixel gaps; `ncols` default ⌈√N⌉), written atomically."""
     from pae.science.figures import tile_images

@@ -556,6 +556,22 @@ def posterior_analysis(x_tilde: torch.Tensor, observed: torch.Tensor, var: torch
                            samples_u=samples_u, samples_z=samples_z)
 
 
+def analyse_corrupted(x_tilde: torch.Tensor, observed: torch.Tensor, sigma: torch.Tensor, noise: float,
+                      model: PosteriorModel, settings: PosteriorSettings, generator: torch.Generator | None = None,
+                      log: Callable[[str], None] | None = None) -> PosteriorResult:
+    """The posterior analysis of Sec. 2.3 for corrupted images x̃ = M x + n (N, C, H, W) in model units, with
+    `observed` the diagonal of M (bool, N, C, H, W), `sigma` the floored Eq. 8 σ (C, H, W) and `noise` the
+    std σ_noise of n: the likelihood variance v = σ² + σ_noise² of Eq. 14, then `posterior_analysis` (MAP from
+    several starts, Laplace mixture, samples). What the workflow's posterior rule and `pae.PAE.posterior` run."""
+    if x_tilde.shape != observed.shape:
+        raise ValueError(f"the observed-pixel mask {tuple(observed.shape)} does not match the images "
+                         f"{tuple(x_tilde.shape)}")
+    if not float(noise) >= 0:
+        raise ValueError(f"noise sigma must be >= 0, got {noise!r}")
+    var = likelihood_variance(sigma.to(x_tilde.device, x_tilde.dtype), float(noise))
+    return posterior_analysis(x_tilde, observed, var, model, settings, generator, log=log)
+
+
 def _latent_size(model: PosteriorModel, x: torch.Tensor) -> int:
     if model.latent_dim:
         return int(model.latent_dim)

@@ -135,6 +135,16 @@ def predictive_interval(decoded: np.ndarray, sigma: np.ndarray, level: float, it
     return bounds[0], bounds[1]
 
 
+def predictive_summary(decoded: np.ndarray, sigma: np.ndarray, level: float = 0.9) -> dict[str, np.ndarray]:
+    """Per-pixel posterior-predictive summary of decoded samples g(z_s) (N, n, C, H, W) with the Eq. 8 σ (C, H, W):
+    mean, std = √(Var_s g(z_s) + σ²) (the uncertainty map), and the central interval lo / hi at `level` of the
+    mixture (1/n) Σ_s N(g(z_s), σ²) (`predictive_interval`)."""
+    decoded = np.asarray(decoded, np.float64)
+    s = np.broadcast_to(np.asarray(sigma, np.float64), decoded.shape[:1] + decoded.shape[2:])
+    lo, hi = predictive_interval(decoded, s, level)
+    return {"mean": decoded.mean(1), "std": np.sqrt(decoded.var(1) + s**2), "lo": lo, "hi": hi}
+
+
 def central_hits(cdf: np.ndarray, level: float) -> np.ndarray:
     """Truth inside the central interval at `level` ⇔ its predictive CDF lies in [(1 − l)/2, (1 + l)/2]."""
     return np.abs(2.0 * np.asarray(cdf) - 1.0) <= float(level)

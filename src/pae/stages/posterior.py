@@ -41,9 +41,9 @@ from pae.science.posterior import (
     LaplaceMixture,
     PosteriorModel,
     PosteriorSettings,
+    analyse_corrupted,
     corrupt,
     likelihood_variance,
-    posterior_analysis,
 )
 from pae.science.posterior_metrics import (
     METRIC_COLUMNS,
@@ -113,8 +113,8 @@ def run_posterior(
     log(f"{corruption_name} ({c}), space {space}: {len(x)} images, {st.n_starts} starts, "
         f"Adam steps {st.steps} at lr {list(st.lr_stages)}, device {dev}")
     t0 = time.perf_counter()
-    res = posterior_analysis(x_tilde.to(dev), observed.to(dev), var, model, st,
-                             torch.Generator().manual_seed(int(seed) + SEED_OFFSET_STARTS), log=log)
+    res = analyse_corrupted(x_tilde.to(dev), observed.to(dev), sigma.to(dev), c.noise, model, st,
+                            torch.Generator().manual_seed(int(seed) + SEED_OFFSET_STARTS), log=log)
     seconds = time.perf_counter() - t0
     out = res.arrays()
     nonfinite = [k for k in ("map_x", "samples_z", "map_log_post") if not np.all(np.isfinite(out[k]))]
