@@ -95,7 +95,7 @@ def _pick(path: Path, arrays: Mapping[str, np.ndarray], key: str | None, wanted:
 
 def _checked(x: Any, where: str, net_shape: bool) -> np.ndarray:
     try:
-        return check_images(np.asarray(x), where, net_shape=net_shape)
+        return check_images(np.array(x), where, net_shape=net_shape)  # a writable copy (PIL arrays are not)
     except ImageError as err:
         raise DatasetError(str(err)) from None
 
