@@ -183,5 +183,15 @@ def test_fid_with_domain_features(tmp_path, monkeypatch, capsys):
         assert rc == 0, err
         values[fake] = float(re.search(r"FID \(domain\) ([0-9.]+)", out).group(1))
     assert values["same"] == pytest.approx(0.0, abs=1e-6) and values["other"] > 0.01
+    # statistics saved once stand in for the set; statistics of other features are refused
+    rc, out, err = _run(capsys, shlex.split(
+        "fid --real real.npz --save-stats real_stats.npz --features domain --classifier clf.pt --quiet"))
+    assert rc == 0 and "saved domain statistics of real.npz (32 images)" in out, err
+    rc, out, err = _run(capsys, shlex.split(
+        "fid --real real_stats.npz --fake other.npz --features domain --classifier clf.pt --quiet"))
+    assert rc == 0, err
+    assert float(re.search(r"FID \(domain\) ([0-9.]+)", out).group(1)) == pytest.approx(values["other"], rel=1e-6)
+    rc, _, err = _run(capsys, shlex.split("fid --real real_stats.npz --fake other.npz"))
+    assert rc == 2 and "features 'domain'" in err and "--features domain" in err
     rc, _, err = _run(capsys, shlex.split("fid --real real.npz --fake same.npz --features domain"))
     assert rc == 2 and "--classifier" in err

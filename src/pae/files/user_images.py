@@ -9,10 +9,11 @@ names the path and the fix; "no such file" is said only of paths that do not exi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,48 +171,44 @@ def _png(array: np.ndarray) -> Any:
     return Image.fromarray(array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0)))
 
 
-def write_image_folder(folder: str | Path, images: np.ndarray, prefix: str = "image") -> Path:
-    """One PNG per image, <prefix>_0000.png ..., into `folder` (created; written in a temporary folder beside it
-    and moved in when complete, so a failure leaves no partial folder). An existing non-empty folder is refused."""
+@contextlib.contextmanager
+def new_folder(folder: str | Path, fix: str) -> Iterator[Path]:
+    """A temporary folder beside `folder` to write into; moved to `folder` when the block completes, removed if it
+    fails, so no partial folder is left. An existing file or non-empty folder is refused (`fix` says what to do)."""
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise DatasetError(f"{folder}: exists and is not an empty folder; choose a new folder for the PNGs")
-    u8 = to_uint8(images)
+        raise DatasetError(f"{folder}: exists and is not an empty folder; {fix}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        digits = max(4, len(str(len(u8) - 1)))
-        for i, img in enumerate(u8):
-            _png(img).save(tmp / f"{prefix}_{i:0{digits}d}.png", format="PNG")
+        yield tmp
         if folder.exists():
             folder.rmdir()
         tmp.rename(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return folder
+
+
+def write_image_folder(folder: str | Path, images: np.ndarray, prefix: str = "image") -> Path:
+    """One PNG per image, <prefix>_0000.png ..., into the new folder `folder` (`new_folder`)."""
+    u8 = to_uint8(images)
+    with new_folder(folder, "choose a new folder for the PNGs") as tmp:
+        digits = max(4, len(str(len(u8) - 1)))
+        for i, img in enumerate(u8):
+            _png(img).save(tmp / f"{prefix}_{i:0{digits}d}.png", format="PNG")
+    return Path(folder)
 
 
 def write_result_folder(folder: str | Path, grids: Mapping[str, tuple[np.ndarray, int | None]],
                         arrays: Mapping[str, np.ndarray]) -> Path:
-    """A new folder with one PNG grid per entry of `grids` (name → (images [0, 1] (N, C, H, W), columns)) and
-    `arrays` as result.npz; written in a temporary folder beside it and moved in when complete."""
-    folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise DatasetError(f"{folder}: exists and is not an empty folder; choose a new output folder (--out)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    """A new folder (`new_folder`) with one PNG grid per entry of `grids` (name → (images [0, 1] (N, C, H, W),
+    columns)) and `arrays` as result.npz."""
+    with new_folder(folder, "choose a new output folder (--out)") as tmp:
         for name, (images, ncols) in grids.items():
             write_png_grid(tmp / f"{name}.png", images, ncols)
         save_npz(tmp / "result.npz", **arrays)
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def write_png_grid(path: str | Path, images: np.ndarray, ncols: int | None = None) -> Path:
@@ -220,9 +217,9 @@ def write_png_grid(path: str | Path, images: np.ndarray, ncols: int | None = Non
 
     u8 = to_uint8(images)
     grid = tile_images(u8, ncols=ncols or math.ceil(math.sqrt(len(u8))))
-    path = Path(path)
     from PIL import Image
 
+    path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
     return path
