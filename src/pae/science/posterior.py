@@ -105,6 +105,46 @@ def observed_mask(c: Corruption, n: int, image_shape: Sequence[int],
     return obs
 
 
+def hidden_pixels(mask: Any, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Boolean (N, C, H, W) mask of the pixels to fill in (True = unknown) from a mask argument (`pae.PAE.posterior`):
+    None, "left:K", "right:K", "random:F", or an array (H, W), (C, H, W), (N, C, H, W) (nonzero = unknown)."""
+    N, C, H, W = shape
+    if mask is None:
+        return np.zeros(shape, bool)
+    if isinstance(mask, str):
+        kind, _, value = mask.partition(":")
+        try:
+            if kind in ("left", "right"):
+                k = int(value)
+                if not 1 <= k < W:
+                    raise ValueError
+                hidden = np.zeros(shape, bool)
+                if kind == "left":
+                    hidden[..., :k] = True
+                else:
+                    hidden[..., W - k :] = True
+                return hidden
+            if kind == "random":
+                f = float(value)
+                if not 0 < f < 1:
+                    raise ValueError
+                return np.random.default_rng(int(seed)).random(shape) < f
+        except ValueError:
+            pass
+        raise ValueError(f"mask {mask!r}: use 'left:K' or 'right:K' (K columns, 1 <= K < {W}), 'random:F' "
+                         "(0 < F < 1), or a boolean array of the image's shape (True = pixel to fill in)")
+    m = np.asarray(mask)
+    if m.ndim == 2:
+        m = m[None, None]
+    elif m.ndim == 3:
+        m = m[None]
+    try:
+        return np.broadcast_to(m != 0, shape).copy()
+    except ValueError:
+        raise ValueError(f"mask of shape {np.asarray(mask).shape} does not fit the images {shape}; give (H, W), "
+                         "(C, H, W) or (N, C, H, W) with nonzero = pixel to fill in") from None
+
+
 def corrupt(x: torch.Tensor, c: Corruption, generator: torch.Generator | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(x̃, observed) for clean images x (N, C, H, W) in model units. Noise and random masks come from
