@@ -195,3 +195,26 @@ def test_fid_with_domain_features(tmp_path, monkeypatch, capsys):
     assert rc == 2 and "features 'domain'" in err and "--features domain" in err
     rc, _, err = _run(capsys, shlex.split("fid --real real.npz --fake same.npz --features domain"))
     assert rc == 2 and "--classifier" in err
+
+
+def test_denoise_with_a_mask_file_writes_a_new_folder(tmp_path, monkeypatch, capsys):
+    """--mask-file: nonzero pixels of an image of the images' size are filled in (here with noise as well)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez("d.npz", x=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8))
+    mask = np.zeros((28, 28), np.uint8)
+    mask[5:15, 5:15] = 255
+    Image.fromarray(mask).save("mask.png")
+    rc, _, err = _run(capsys, shlex.split("fit --data d.npz --latent-dim 4 --epochs 1 --flow-epochs 1 --batch-size 16 "
+                                          "--out run --quiet"))
+    assert rc == 0, err
+    cmd = "denoise --model run --images d.npz --mask-file mask.png --noise-sigma 0.1 --steps 5 --starts 1 --samples 8 "
+    rc, out, err = _run(capsys, shlex.split(cmd + "--out out --quiet"))
+    assert rc == 0 and "posterior (u-space) of 32 images" in out, err
+    with np.load(tmp_path / "out" / "result.npz") as f:
+        assert f["hidden"][:, 0, 5:15, 5:15].all() and f["hidden"].sum() == 32 * 100
+        assert f["samples"].shape == (32, 8, 1, 28, 28) and float(f["noise_sigma"]) == 0.1
+    rc, _, err = _run(capsys, shlex.split(cmd + "--out out --quiet"))
+    assert rc == 2 and "out: exists and is not an empty folder" in err
+    rc, _, err = _run(capsys, shlex.split(cmd + "--mask left:3 --out out2 --quiet"))
+    assert rc == 2 and "not both" in err
