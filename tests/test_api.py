@@ -61,6 +61,10 @@ def test_library_example_runs_as_documented(tmp_path, monkeypatch):
     # the reloaded model gives the scores the trained one gave
     np.testing.assert_allclose(model.score(namespace["x_test"], kind="eq12"), scores, rtol=1e-6)
     np.testing.assert_allclose(model.log_density(namespace["x_test"]), log_p, rtol=1e-6)
+    inpainted = namespace["inpainted"]  # PAE.posterior: the left 14 columns filled in, with uncertainty
+    assert inpainted.map.shape == (4, 1, 28, 28) and inpainted.samples.shape == (4, 32, 1, 28, 28)
+    assert inpainted.hidden[..., :14].all() and not inpainted.hidden[..., 14:].any()
+    assert (inpainted.lo <= inpainted.hi).all() and (inpainted.std > 0).all()
 
 
 def test_defaults_are_config_yaml(repo_root):
@@ -176,9 +180,79 @@ def test_a_workflow_run_folder_loads(fitted, tmp_path):
 
 
 def test_verbose_false_prints_nothing(capfd):
+    import pae.science.train
+
+    bar = pae.science.train.tqdm
     pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=False).fit(_images(64))
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+    assert pae.science.train.tqdm is bar  # nothing patched: the loop's own progress switch
+
+
+def test_messages_are_logging_records_and_progress_is_a_switch(capfd, caplog, monkeypatch):
+    """Messages are INFO records of logger "pae.api" (on stderr too when verbose); progress=False turns the
+    training loop's tqdm bar off through its own switch."""
+    import logging
+
+    import pae.science.train
+
+    seen = []
+    bar = pae.science.train.tqdm
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("disable"))
+        return bar(*args, **kwargs)
+
+    monkeypatch.setattr(pae.science.train, "tqdm", spy)
+    with caplog.at_level(logging.INFO, logger="pae"):
+        pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=True, progress=False).fit(_images(64))
+    messages = [r.getMessage() for r in caplog.records if r.name == "pae.api"]
+    assert any(m.startswith("AutoEncoder K=4") for m in messages) and any("epoch 1/1" in m for m in messages)
+    assert "AutoEncoder K=4" in capfd.readouterr().err and seen == [True]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pae"):
+        pae.PAE(latent_dim=4, **TINY, device="cpu", verbose=False, progress=True).fit(_images(64))
+    assert any("epoch 1/1" in r.getMessage() for r in caplog.records)  # records even when not verbose
+    assert capfd.readouterr().err.count("AutoEncoder K=4") == 0 and seen == [True, False]
+    assert pae.PAE(device="cpu", verbose=True).progress and not pae.PAE(device="cpu", verbose=False).progress
+
+
+def test_laplace_score_of_the_api(fitted):
+    """kind="laplace" (Eq. 11 at the MAP z') loads the Eq. 8 σ like the Eq. 12 kinds."""
+    model, _ = fitted
+    x = _images(6, seed=3)
+    s = model.score(x, kind="laplace", map_steps=2)
+    assert s.shape == (6,) and np.isfinite(s).all()
+    saved_sigma, model.sigma = model.sigma, None
+    try:
+        with pytest.raises(RuntimeError, match="pixel-wise σ of Eq. 8"):
+            model.score(x, kind="laplace", map_steps=2)
+    finally:
+        model.sigma = saved_sigma
+
+
+def test_an_auto_encoder_only_run_folder_loads_for_reconstruction(fitted, tmp_path):
+    """A run folder with ae.pt (+ ae_stats.npz) but no flow.pt: encode, decode, reconstruct and recon scores
+    work; sampling and the flow's scores say what is missing."""
+    model, _ = fitted
+    folder = model.save(tmp_path / "ae_only")
+    (folder / "flow.pt").unlink()
+    (folder / "model.json").unlink()
+    loaded = pae.load(folder, device="cpu", verbose=False)
+    assert isinstance(loaded, pae.PAE) and loaded.flow is None
+    x = _images(5, seed=4)
+    np.testing.assert_allclose(loaded.score(x, kind="recon"), model.score(x, kind="recon"), rtol=1e-6)
+    np.testing.assert_allclose(loaded.encode(x), model.encode(x), rtol=1e-6)
+    assert loaded.decode(loaded.encode(x)).shape == (5, 1, 28, 28)
+    with pytest.raises(RuntimeError, match="sample\\(\\) needs the flow.*auto-encoder-only"):
+        loaded.sample(4)
+    with pytest.raises(RuntimeError, match="kind='density'.*needs the flow"):
+        loaded.score(x, kind="density")
+    resaved = loaded.save(tmp_path / "again")
+    assert (resaved / "ae.pt").is_file() and not (resaved / "flow.pt").exists()
+    (folder / "ae.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="has no ae.pt"):
+        pae.load(folder, device="cpu")
 
 
 @pytest.mark.parametrize("cls", [pae.VAE, pae.BetaVAE])
@@ -201,3 +275,85 @@ def test_import_pae_does_not_load_torch():
     code = "import sys, pae; pae.PAE; print('torch' in sys.modules); pae.PAE(device='cpu'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+# ------------------------------------------------------------------------------------------------ posterior
+
+
+class _LinearAE(torch.nn.Module):
+    """A linear-Gaussian auto-encoder: decoder g(z) = W z + c (probabilistic PCA), encoder its pseudo-inverse."""
+
+    def __init__(self, decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.latent_dim = decoder.W.shape[1]
+        self.image_shape = (1, 4, 4)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def encode(self, x):
+        return (x.flatten(1) - self.decoder.c) @ torch.linalg.pinv(self.decoder.W).T
+
+
+@pytest.mark.parametrize("space", ["u", "z"])
+def test_posterior_of_a_linear_gaussian_model_is_the_closed_form(space):
+    """PAE.posterior on probabilistic PCA (linear decoder, affine flow u = A(z − m), or the N(0, I) z prior):
+    the posterior is Gaussian with precision I + BᵀDB (B = W A⁻¹, D = observed / (σ² + σ_noise²)); the MAP, the
+    Laplace covariance, the samples and the per-pixel predictive must match it."""
+    from scipy.stats import norm
+
+    from test_posterior import AffineFlow, ppca
+
+    dec, flow, sigma = ppca(3, dtype=torch.float32)
+    if space == "z":
+        flow = AffineFlow(torch.eye(3), torch.zeros(3))  # only to build B; the z-space posterior has no flow
+    model = pae.PAE(latent_dim=3, device="cpu", verbose=False)
+    model.net, model.flow, model.sigma, model.image_shape = _LinearAE(dec), flow, sigma.numpy(), (1, 4, 4)
+    x8 = np.random.default_rng(0).integers(60, 200, size=(2, 1, 4, 4), dtype=np.uint8)
+    st = {"random_starts": 2, "encoder_start": True, "lr_stages": [0.1, 0.01, 0.001], "steps_per_stage": 400,
+          "anneal_max": None, "n_samples": 4000}
+    out = model.posterior(x8, mask="left:2", noise_sigma=0.05, space=space, settings=st, level=0.9, seed=1)
+    assert out.hidden[..., :2].all() and not out.hidden[..., 2:].any()
+    res = out.result
+    W, c = dec.W.double(), dec.c.double()
+    A, m = flow.A.double(), flow.m.double()
+    B = W @ torch.linalg.inv(A)
+    var = sigma.double().reshape(-1) ** 2 + 0.05**2
+    for i in range(2):
+        x_tilde = torch.as_tensor(x8[i].reshape(-1) / 255.0 - 0.5)
+        d = (~torch.as_tensor(out.hidden[i].reshape(-1))).double() / var
+        prec = torch.eye(3, dtype=torch.float64) + B.T @ (d[:, None] * B)
+        cov = torch.linalg.inv(prec)
+        mean = cov @ (B.T @ (d * (x_tilde - c - W @ m)))
+        np.testing.assert_allclose(res.map_u[i].double().numpy(), mean.numpy(), atol=2e-4)
+        top = int(res.mixture.weights[i].argmax())
+        assert res.mixture.weights[i, top] > 0.999  # one mode
+        np.testing.assert_allclose(res.mixture.covariance()[i, top].double().numpy(), cov.numpy(), rtol=2e-3,
+                                   atol=1e-6)
+        su = res.samples_u[i].double().numpy()
+        np.testing.assert_allclose(su.mean(0), mean.numpy(), atol=4 * np.sqrt(cov.diag().max().item() / 4000))
+        np.testing.assert_allclose(np.cov(su.T), cov.numpy(), atol=0.1 * cov.diag().max().item())
+        # per-pixel predictive g(z) + σ ε: Gaussian, mean B μ + c + W m, variance diag(B Σ Bᵀ) + σ²
+        pm = (B @ mean + c + W @ m).numpy()
+        psd = np.sqrt((B @ cov @ B.T).diag().numpy() + sigma.double().reshape(-1).numpy() ** 2)
+        np.testing.assert_allclose(out.map[i].reshape(-1), pm + 0.5, atol=3e-4)
+        np.testing.assert_allclose(out.std[i].reshape(-1), psd, rtol=0.05)
+        np.testing.assert_allclose(out.hi[i].reshape(-1), np.clip(pm + 0.5 + norm.ppf(0.95) * psd, 0, 1),
+                                   atol=0.06 * psd.max())  # the intervals are clipped to [0, 1]
+        np.testing.assert_allclose(out.lo[i].reshape(-1), np.clip(pm + 0.5 - norm.ppf(0.95) * psd, 0, 1),
+                                   atol=0.06 * psd.max())
+    assert out.samples.shape == (2, 4000, 1, 4, 4) and out.level == 0.9
+
+
+def test_posterior_bad_arguments_say_what_to_pass(fitted):
+    model, _ = fitted
+    x = _images(2, seed=5)
+    with pytest.raises(ValueError, match="mask 'top:3'"):
+        model.posterior(x, mask="top:3")
+    with pytest.raises(ValueError, match="does not fit the images"):
+        model.posterior(x, mask=np.ones((5, 5), bool))
+    with pytest.raises(ValueError, match="settings: unknown key"):
+        model.posterior(x, settings={"steps": 3})
+    with pytest.raises(ValueError, match="space must be one of"):
+        model.posterior(x, space="w")

@@ -26,30 +26,56 @@ def _metrics(out: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(AUROC|AUPR|FPR@95) ([0-9.]+)", out)}
 
 
+class _StandInFeatures:
+    """Offline stand-in for the Inception network (its weights are not cached here): 4×4 average-pooled pixels,
+    so that the documented `pae fid` lines, --save-stats and the statistics file run end to end."""
+
+    name, dim = "inception", 49
+
+    def __call__(self, x_uint8):
+        x = np.asarray(x_uint8, np.float64).mean(1)
+        return x.reshape(len(x), 7, 4, 7, 4).mean((2, 4)).reshape(len(x), -1)
+
+
 def test_cli_example_runs_as_documented(tmp_path, monkeypatch, capsys):
+    from pae.files.artifacts import inception_weights_source
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached Inception weights: offline case
+    if inception_weights_source(None).startswith("unavailable"):
+        monkeypatch.setattr("pae.cli._fid_extractor", lambda args: _StandInFeatures())
     exec(compile(doc_block("cli-data"), "docs/library.md[cli-data]", "exec"), {})  # noqa: S102
     results = {}
     for line in doc_block("cli").splitlines():
         argv = shlex.split(line)
         assert argv[0] == "pae", line
-        results[" ".join(argv[:2])] = _run(capsys, argv[1:])
-    rc, out, err = results["pae fit"]
-    assert rc == 0, err
-    assert "saved pae (K=4)" in out and (tmp_path / "runs" / "mine" / "flow.pt").is_file()
+        results[line] = _run(capsys, argv[1:])
+        assert results[line][0] == 0, (line, results[line][2])
+    rc, text, err = next(r for line, r in results.items() if line.startswith("pae fit"))
+    assert "saved pae (K=4)" in text and (tmp_path / "runs" / "mine" / "flow.pt").is_file()
     assert "epoch 1/1" in err  # the per-epoch log lines
     png = Image.open(tmp_path / "samples.png")
     assert png.size == (4 * 29 - 1, 4 * 29 - 1)  # 16 images in a 4×4 grid with 1-pixel gaps
     with np.load(tmp_path / "samples.npz") as f:
         assert f["x"].shape == (64, 1, 28, 28) and f["x"].dtype == np.uint8
-    rc, out, err = results["pae score"]
-    assert rc == 0, err
-    metrics = _metrics(out)
+    assert sorted(p.name for p in (tmp_path / "sample_pngs").iterdir()) == [f"image_{i:04d}.png" for i in range(8)]
+    _, text, _ = next(r for line, r in results.items() if line.startswith("pae score"))
+    metrics = _metrics(text)
     assert set(metrics) == {"AUROC", "AUPR", "FPR@95"} and all(0 <= v <= 1 for v in metrics.values())
-    rc, out, err = results["pae fid"]  # Inception weights: computed when cached, else one clear line
-    assert (rc == 0 and "FID (inception)" in out) or (
-        rc == 2 and "Inception weights unavailable" in err and len(err.strip().splitlines()) == 1), err
+    assert "in-distribution pngs (64 images)" in text  # the folder of PNGs was read
+    fids = [r[1] for line, r in results.items() if line.startswith("pae fid")]
+    assert "saved inception statistics of pngs (64 images) to pngs_stats.npz" in fids[0]
+    with np.load(tmp_path / "pngs_stats.npz") as f:
+        assert f["mu"].ndim == 1 and f["sigma"].shape == (len(f["mu"]), len(f["mu"]))
+    from_stats = float(re.search(r"FID \(inception\) ([0-9.]+)", fids[1]).group(1))
+    rc, again, err = _run(capsys, shlex.split("pae fid --real pngs --fake samples.npz")[1:])
+    assert rc == 0, err  # the statistics file gives the FID the images give
+    assert from_stats == pytest.approx(float(re.search(r"FID \(inception\) ([0-9.]+)", again).group(1)), rel=1e-6)
+    folder = tmp_path / "inpainted"
+    for name in ("input", "map", "mean", "uncertainty", "interval_lo", "interval_hi", "samples"):
+        assert Image.open(folder / f"{name}.png").size[0] > 0, name
+    with np.load(folder / "result.npz") as f:
+        assert f["samples"].shape == (1, 32, 1, 28, 28) and f["hidden"][..., :14].all()
+        assert (f["lo"] <= f["hi"]).all() and not f["hidden"][..., 14:].any()
 
 
 def test_python_m_pae_and_help():
@@ -68,6 +94,9 @@ def _write_bad_inputs(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros((8, 784), np.uint8))
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
     (tmp_path / "images.txt").write_text("0 1 2")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images here")
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(3), sigma=np.eye(3))
 
 
 @pytest.mark.parametrize(
@@ -85,6 +114,14 @@ def _write_bad_inputs(tmp_path):
         ("score --model nowhere --in-dist two.npz --key a --ood two.npz", ["nowhere", "does not exist"]),
         ("sample --model nowhere -n 4 --out s.gif", ["s.gif", "unsupported output type"]),
         ("fid --real two.npz --key a --fake missing.npz", ["missing.npz", "no such file"]),
+        ("fit --data notes --out m", ["notes", "existing folder with no readable image files", "readme.txt"]),
+        ("fit --data nowhere_dir --out m", ["nowhere_dir", "no such file or folder"]),
+        ("score --model nowhere --in-dist stats.npz --ood two.npz", ["stats.npz", "FID statistics", "--real"]),
+        ("fid --real two.npz --key a", ["--fake", "--save-stats"]),
+        ("fid --real stats.npz --save-stats again.npz", ["stats.npz", "already is a statistics file"]),
+        ("fid --real two.npz --key a --save-stats s.txt", ["s.txt", ".npz"]),
+        ("posterior --model nowhere --images two.npz --key a --out p", ["nothing to do", "--mask"]),
+        ("sample --model nowhere -n 4 --out s.jpg", ["s.jpg", "unsupported output type"]),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file_exit_2(args, needles, tmp_path, monkeypatch, capsys):
@@ -146,5 +183,38 @@ def test_fid_with_domain_features(tmp_path, monkeypatch, capsys):
         assert rc == 0, err
         values[fake] = float(re.search(r"FID \(domain\) ([0-9.]+)", out).group(1))
     assert values["same"] == pytest.approx(0.0, abs=1e-6) and values["other"] > 0.01
+    # statistics saved once stand in for the set; statistics of other features are refused
+    rc, out, err = _run(capsys, shlex.split(
+        "fid --real real.npz --save-stats real_stats.npz --features domain --classifier clf.pt --quiet"))
+    assert rc == 0 and "saved domain statistics of real.npz (32 images)" in out, err
+    rc, out, err = _run(capsys, shlex.split(
+        "fid --real real_stats.npz --fake other.npz --features domain --classifier clf.pt --quiet"))
+    assert rc == 0, err
+    assert float(re.search(r"FID \(domain\) ([0-9.]+)", out).group(1)) == pytest.approx(values["other"], rel=1e-6)
+    rc, _, err = _run(capsys, shlex.split("fid --real real_stats.npz --fake other.npz"))
+    assert rc == 2 and "features 'domain'" in err and "--features domain" in err
     rc, _, err = _run(capsys, shlex.split("fid --real real.npz --fake same.npz --features domain"))
     assert rc == 2 and "--classifier" in err
+
+
+def test_denoise_with_a_mask_file_writes_a_new_folder(tmp_path, monkeypatch, capsys):
+    """--mask-file: nonzero pixels of an image of the images' size are filled in (here with noise as well)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez("d.npz", x=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8))
+    mask = np.zeros((28, 28), np.uint8)
+    mask[5:15, 5:15] = 255
+    Image.fromarray(mask).save("mask.png")
+    rc, _, err = _run(capsys, shlex.split("fit --data d.npz --latent-dim 4 --epochs 1 --flow-epochs 1 --batch-size 16 "
+                                          "--out run --quiet"))
+    assert rc == 0, err
+    cmd = "denoise --model run --images d.npz --mask-file mask.png --noise-sigma 0.1 --steps 5 --starts 1 --samples 8 "
+    rc, out, err = _run(capsys, shlex.split(cmd + "--out out --quiet"))
+    assert rc == 0 and "posterior (u-space) of 32 images" in out, err
+    with np.load(tmp_path / "out" / "result.npz") as f:
+        assert f["hidden"][:, 0, 5:15, 5:15].all() and f["hidden"].sum() == 32 * 100
+        assert f["samples"].shape == (32, 8, 1, 28, 28) and float(f["noise_sigma"]) == 0.1
+    rc, _, err = _run(capsys, shlex.split(cmd + "--out out --quiet"))
+    assert rc == 2 and "out: exists and is not an empty folder" in err
+    rc, _, err = _run(capsys, shlex.split(cmd + "--mask left:3 --out out2 --quiet"))
+    assert rc == 2 and "not both" in err

@@ -392,3 +392,37 @@ def test_schema_fragment_accepts_examples_rejects_bad():
 def test_docs_show_the_tested_example(repo_root):
     notes = (repo_root / "docs" / "notes-data.md").read_text()
     assert EXAMPLE.strip() in notes
+
+
+# ---------------------------------------------------------------------------------------------- OoD-only user sets
+def test_ood_only_user_npz_and_folder_are_one_set_without_split(tmp_path):
+    """An .npz with one array x, or a folder of images, as an OoD set: all images, no split fractions."""
+    from pae.stages.rules import ood_sets, trained_datasets, training_dataset
+
+    x = gray(7)
+    npz = save(tmp_path / "mine.npz", x=x)
+    write_png_dir(tmp_path / "pngs", gray(5, seed=1))
+    built = S.build_dataset({"kind": "npz", "path": str(npz), "ood_only": True}, name="mine")
+    assert list(built.arrays) == ["x"] and np.array_equal(built.arrays["x"], x)
+    folder = S.build_dataset({"kind": "folder", "path": str(tmp_path / "pngs"), "channels": 1, "ood_only": True})
+    assert list(folder.arrays) == ["x"] and folder.arrays["x"].shape == (5, 1, 28, 28)
+    with pytest.raises(S.DatasetError, match="ood_only: true uses all images as one OoD set; remove split"):
+        S.normalize_entry("mine", {"kind": "npz", "path": str(npz), "ood_only": True,
+                                   "split": {"valid": 0.1, "test": 0.1}})
+    with pytest.raises(S.DatasetError, match="datasets.mine.ood_only: expected true"):
+        S.normalize_entry("mine", {"kind": "npz", "path": str(npz), "ood_only": "yes"})
+    with pytest.raises(S.DatasetError, match="holds \\['x'\\] only; add split"):  # without the option: as before
+        S.build_dataset({"kind": "npz", "path": str(npz)})
+    from pae.config import paper_defaults
+
+    config = paper_defaults()
+    config["datasets"] = {"fmnist": None, "mine": {"kind": "npz", "path": str(npz), "ood_only": True}}
+    config["ood"]["sets"] = [{"name": "mine", "dataset": "mine"}]
+    config["ood"]["fig5_set"] = "mine"
+    assert ood_sets(config)[0]["images"] == "all"
+    assert trained_datasets(config) == ["fmnist"]
+    with pytest.raises(ValueError, match="OoD-only set"):
+        training_dataset(config, "mine", "ood.in_dataset")
+    schema = yaml.safe_load(Path(__file__).resolve().parents[1].joinpath("workflow/schemas/config.schema.yaml")
+                            .read_text())
+    assert "ood_only" in json.dumps(schema)

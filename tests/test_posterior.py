@@ -22,19 +22,15 @@ from pae.science.posterior import (
     PosteriorSettings,
     corrupt,
     eq11_score,
-    eval_region,
     gauss_newton_hessian,
-    interval_coverage,
-    label_statistics,
     laplace_log_px,
     log_likelihood,
     log_posterior,
     newton_decrement,
     posterior_analysis,
     posterior_hessian,
-    psnr,
-    ssim,
 )
+from pae.science.posterior_metrics import eval_region, interval_coverage, label_statistics, psnr, ssim
 
 K, SHAPE = 3, (1, 4, 4)
 P = int(np.prod(SHAPE))
@@ -334,3 +330,57 @@ def test_psnr_ssim_and_label_statistics() -> None:
     share, ent = label_statistics(np.array([[3, 3, 3, 3], [3, 5, 3, 5]]), np.array([3, 5]), 10)
     np.testing.assert_allclose(share, [1.0, 0.5])
     np.testing.assert_allclose(ent, [0.0, math.log(2)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# calibration (pae.science.posterior_metrics)
+
+
+def test_predictive_intervals_of_a_correct_predictive_cover_nominally_on_each_pixel_class() -> None:
+    """Samples g(z) ~ N(μ, τ²) per pixel and truth ~ N(μ, τ² + σ²): the predictive mixture of g(z) + σ ε is the
+    truth's distribution, so every level covers its nominal share; the g(z)-only intervals undercover."""
+    from pae.science.posterior_metrics import (
+        CALIBRATION_LEVELS,
+        CoverageCounter,
+        central_hits,
+        pixel_classes,
+        predictive_cdf,
+        predictive_interval,
+        sample_interval_hits,
+    )
+
+    rng = np.random.default_rng(0)
+    N, n, tau, sig = 400, 400, 0.1, 0.08
+    mu = rng.uniform(-0.3, 0.3, (N, 1, 4, 4))
+    xs = mu[:, None] + tau * rng.standard_normal((N, n, 1, 4, 4))
+    x = mu + np.hypot(tau, sig) * rng.standard_normal(mu.shape)
+    sigma = np.full((1, 4, 4), sig)
+    x_u8 = np.where(rng.random(mu.shape) < 0.5, 0, 200)  # half "background", half "foreground" labels
+    classes = pixel_classes(x_u8, np.ones(mu.shape, bool))
+    assert classes["fg"].sum() + classes["bg"].sum() == classes["all"].sum() == x.size
+    cdf = predictive_cdf(xs, sigma, x)
+    counter = CoverageCounter()
+    counter.add(lambda lev: central_hits(cdf, lev), classes)
+    for lev in CALIBRATION_LEVELS:
+        for c in ("fg", "bg", "all"):
+            assert counter.coverage(c, lev) == pytest.approx(lev, abs=0.03), (c, lev)
+    lo, hi = predictive_interval(xs[:20], sigma, 0.9)
+    np.testing.assert_allclose(predictive_cdf(xs[:20], sigma, lo), 0.05, atol=1e-6)
+    np.testing.assert_allclose(predictive_cdf(xs[:20], sigma, hi), 0.95, atol=1e-6)
+    inside, zero = sample_interval_hits(xs, x, 0.95)
+    assert not zero.any() and inside.mean() < 0.9  # τ alone is too narrow (expected 0.874)
+    cols = counter.columns("pred_cover")
+    assert set(cols) == {f"pred_cover_{c}_{round(100 * lev)}" for c in ("fg", "bg", "all") for lev in CALIBRATION_LEVELS}
+
+
+def test_zero_width_sample_intervals_count_as_misses() -> None:
+    """Saturated samples (all equal) give a zero-width interval: a miss even where the truth equals them."""
+    from pae.science.posterior_metrics import sample_interval_hits
+
+    xs = np.full((2, 10, 1, 2, 2), -0.5)
+    x = np.full((2, 1, 2, 2), -0.5)
+    inside, zero = sample_interval_hits(xs, x, 0.95)
+    assert zero.all() and not inside.any()
+    xs[:, :5] = -0.4
+    inside, zero = sample_interval_hits(xs, x, 0.95)
+    assert not zero.any() and inside.all()

@@ -23,7 +23,8 @@ def test_fig6_target_runs_on_synthetic_data(repo_root, tmp_path):
     table = pd.read_csv(out / "posterior_metrics.csv")
     assert list(dict.fromkeys(table["corruption"])) == ["mask", "noise"]  # config/test.yaml posterior.run
     assert len(table) == 6 and table["method"].nunique() == 3
-    assert np.isfinite(table["psnr_map"]).all() and table["cover95"].dropna().between(0, 1).all()
+    assert np.isfinite(table["psnr_map"]).all() and table["pred_cover_all_95"].between(0, 1).all()
+    assert table["pred_cover_fg_95"].between(0, 1).all() and table["pred_cover_bg_50"].between(0, 1).all()
     post = np.load(out / "mnist" / "K8" / "seed0" / "posterior" / "mask_u.npz")
     n, s = 4, 3  # test.yaml: n_images 4; 2 random starts + the encoder start
     assert post["final_u"].shape == (s, n, 8) and post["samples_z"].shape == (n, 8, 8)

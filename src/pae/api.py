@@ -18,14 +18,14 @@ some, e.g. ``PAE(ae={"epochs": 100}, flow={"epochs": 50})``. One ``device`` serv
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import json
+import logging
 import math
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,12 +51,17 @@ API_FIX = "Fix the value passed to the model (ae=, flow=, data=, ood=, objective
 def as_images(x: Any, name: str = "x", net_shape: bool = True) -> np.ndarray:
     """Check and convert images to uint8 (N, C, H, W) (the pipeline's storage format).
 
-    Accepted: uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
+    Accepted: a path (an image folder, one image file, an .npz with x / x_test or one array, an .npy:
+    `pae.files.user_images.read_user_images`), or uint8 pixels 0..255 or floats in [0, 1] (quantised to 8 bits: round(255·x); the model
     dequantises its training inputs as in the paper), shaped (N, C, H, W) or (N, H, W), with C 1 or 3 and
     H and W divisible by 4 (the infoGAN nets halve them twice; not checked with ``net_shape=False``); numpy
     arrays and torch tensors. Anything else raises one ``pae.science.images.ImageError`` (a ValueError) that names
     the problem and the fix (`pae.science.images.check_images`).
     """
+    if isinstance(x, (str, Path)):
+        from pae.files.user_images import read_user_images
+
+        return read_user_images(x, net_shape=net_shape)
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     try:
@@ -76,23 +81,7 @@ def _split(x: np.ndarray, valid_fraction: float, seed: int) -> tuple[np.ndarray,
     return x[train], x[valid]
 
 
-@contextlib.contextmanager
-def _progress(verbose: bool) -> Iterator[None]:
-    """Silence pae.science.train's per-epoch progress bar when not verbose."""
-    if verbose:
-        yield
-        return
-    import pae.science.train as train
-
-    original = getattr(train, "tqdm", None)
-    if original is None:
-        yield
-        return
-    train.tqdm = functools.partial(original, disable=True)
-    try:
-        yield
-    finally:
-        train.tqdm = original
+_LOG = logging.getLogger("pae.api")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -138,7 +127,8 @@ class _ImageModel:
 
     model_name: ClassVar[str] = ""
 
-    def __init__(self, latent_dim: int, settings: dict[str, Any], seed: int, verbose: bool) -> None:
+    def __init__(self, latent_dim: int, settings: dict[str, Any], seed: int, verbose: bool,
+                 progress: bool | None = None) -> None:
         from pae.science.runtime import resolve_device
 
         if not isinstance(latent_dim, (int, np.integer)) or isinstance(latent_dim, bool) or latent_dim < 1:
@@ -149,6 +139,7 @@ class _ImageModel:
         self.settings = settings
         self.seed = int(seed)
         self.verbose = bool(verbose)
+        self.progress = self.verbose if progress is None else bool(progress)  # tqdm bars of the training loop
         self.device = resolve_device(settings["device"])
         if self.device.type == "cuda":
             import torch
@@ -169,8 +160,15 @@ class _ImageModel:
         return float(self.settings["data"]["scale"])
 
     def _log(self, message: str) -> None:
+        """An INFO record of logger "pae.api"; with verbose also written to stderr (for applications that set up
+        `logging` themselves: verbose=False, and the records reach their handlers)."""
         if self.verbose:
-            print(message, file=sys.stderr, flush=True)
+            from pae.files.io import library_log_handler
+
+            with library_log_handler(sys.stderr):
+                _LOG.info(message)
+        else:
+            _LOG.info(message)
 
     def _check_fitted(self) -> None:
         if self.net is None:
@@ -215,8 +213,7 @@ class _ImageModel:
     def _train(self, build: Any, loss_fn: Any, xt: np.ndarray, xv: np.ndarray) -> tuple[Any, list[dict]]:
         from pae.science.train import train_model
 
-        with _progress(self.verbose):
-            return train_model(build, loss_fn, xt, xv, self._training(), None, self._log if self.verbose else _quiet)
+        return train_model(build, loss_fn, xt, xv, self._training(), None, self._log, progress=self.progress)
 
     # -- common public methods ---------------------------------------------------------------------------
     def encode(self, x: Any, batch_size: int = 500) -> np.ndarray:
@@ -263,10 +260,6 @@ class _ImageModel:
         save_json(folder / INFO_FILE, _jsonable({**self._info(), **(extra or {})}))
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _read_info(folder: Path) -> dict[str, Any] | None:
     path = folder / INFO_FILE
     if not path.is_file():
@@ -288,6 +281,36 @@ def _model_folder(path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Posterior analysis results
+
+
+@dataclass
+class PosteriorImages:
+    """What `PAE.posterior` returns. Images are float32 in [0, 1], (N, C, H, W) unless noted:
+
+    ``map``      g(b⁻¹(u*)) at the best mode u* (the MAP reconstruction)
+    ``samples``  (N, n, C, H, W) decoded posterior samples g(z), z = b⁻¹(u), u from the Laplace mixture
+    ``mean``     their mean
+    ``std``      uncertainty map: std of the posterior-predictive g(z) + σ·ε (σ of Eq. 8), pixel units of [0, 1]
+    ``lo, hi``   the central `level` interval of that predictive, per pixel (clipped to [0, 1])
+    ``hidden``   bool, the pixels that were filled in
+    ``result``   the `pae.science.posterior.PosteriorResult` (starts, modes, weights, u- and z-samples, Newton
+                 decrements) in model units
+    """
+
+    map: np.ndarray
+    samples: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    hidden: np.ndarray
+    level: float
+    space: str
+    result: Any
+
+
+# --------------------------------------------------------------------------------------------------------
 # PAE
 
 
@@ -299,7 +322,9 @@ class PAE(_ImageModel):
     fid.table1_K); ``ae``, ``flow``, ``data``, ``ood``: overrides of those config/config.yaml sections (defaults:
     the paper's settings, e.g. 500 AE epochs and 100 flow epochs); ``device``: "auto" (CUDA when present),
     "cpu", "cuda" or "cuda:N", used by both stages; ``seed``: weight initialisation, batch order,
-    dequantisation noise; ``verbose``: per-epoch log lines and progress bars on stderr.
+    dequantisation noise; ``verbose``: messages on stderr (they are always INFO records of the ``logging``
+    logger "pae.api" too: configure logging and pass verbose=False to route them yourself); ``progress``: the
+    training loop's progress bars (default: as verbose).
     """
 
     model_name = "pae"
@@ -315,10 +340,11 @@ class PAE(_ImageModel):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        progress: bool | None = None,
     ) -> None:
         settings = resolve_settings(device, ae=ae, flow=flow, data=data, ood=ood)
         K = settings["fid"]["table1_K"] if latent_dim is None else latent_dim
-        super().__init__(K, settings, seed, verbose)
+        super().__init__(K, settings, seed, verbose, progress)
         self.flow: Any = None
         self.sigma: np.ndarray | None = None  # Eq. 8 σ_i (C, H, W) on the validation images
 
@@ -341,26 +367,29 @@ class PAE(_ImageModel):
         xt, xv = self._prepare(x_train, x_valid, valid_fraction)
         S, K = self.typed, self.latent_dim
         t0 = time.perf_counter()
+        self._log(f"AutoEncoder K={K} on {len(xt)} images {self.image_shape}, {S.ae.epochs} epochs, device {self.device}")
         model, ae_history = self._train(lambda shape: AutoEncoder(K, shape, **S.ae.net(K)), ae_loss, xt, xv)
         self.net = model.eval()
         latents, self.sigma = encode_splits(model, {"train": xt, "valid": xv}, self.scale, 500, self.device)
         flow, flow_history = fit_flow(latents["z_train"], latents["z_valid"], S.flow.architecture(K), S.flow.training,
-                                      self.seed, self.device, log=self._log if self.verbose else _quiet)
+                                      self.seed, self.device, log=self._log)
         self.flow = flow.eval()
         self.history = {"ae": ae_history, "flow": flow_history, "seconds": time.perf_counter() - t0}
         return self
 
-    def _check_flow(self) -> None:
+    def _check_flow(self, what: str = "this") -> None:
         self._check_fitted()
         if self.flow is None:
-            raise RuntimeError("this PAE has no flow; call fit(x_train) or load a folder with flow.pt")
+            raise RuntimeError(f"{what} needs the flow, and this PAE has none (an auto-encoder-only run folder "
+                               "without flow.pt): encode, decode, reconstruct and score(kind='recon') work; "
+                               "for the rest call fit(x_train) or load a folder with flow.pt")
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 500) -> np.ndarray:
         """n images x = g_θ(b⁻¹(u)), u ~ N(0, T²I) (Eq. 6; the paper uses T = 1), float32 (n, C, H, W) in
         [0, 1]. The noise comes from a CPU generator seeded with `seed`: same seed, same images."""
         from pae.science.sampling import sample_pae
 
-        self._check_flow()
+        self._check_flow("sample()")
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         x = sample_pae(self.net, self.flow, int(n), int(seed), float(temperature), batch_size)
@@ -386,17 +415,23 @@ class PAE(_ImageModel):
         ``eq12``      Eq. 12 at z = f_φ(x), with the pixel-wise σ of Eq. 8
         ``eq12_map``  Eq. 12 at the MAP z' of Eq. 9 (``map_steps`` Adam steps of rate ``map_lr`` from
                       f_φ(x); defaults ood.map_steps, ood.map_lr)
+        ``laplace``   the Laplace estimate of log p(x) (Eq. 11, Gauss-Newton Hessian of Eq. 10) at that MAP z'
+
+        Every kind but ``recon`` needs the flow; an auto-encoder-only model scores ``recon`` only.
         """
         from pae.science.density import floor_sigma, quantization_sigma
         from pae.science.scores import SCORES, image_scores
 
         if kind not in SCORES:
             raise ValueError(f"unknown score kind {kind!r}; use one of {', '.join(SCORES)}")
-        self._check_flow()
+        if kind == "recon":
+            self._check_fitted()
+        else:
+            self._check_flow(f"score(kind={kind!r})")
         x = self._images(x)
         ood = self.settings["ood"]
         sigma = None
-        if kind in ("eq12", "eq12_map") or (kind == "recon" and ood["recon_sigma"] == "pixelwise"):
+        if kind in ("eq12", "eq12_map", "laplace") or (kind == "recon" and ood["recon_sigma"] == "pixelwise"):
             if self.sigma is None:
                 raise RuntimeError(f"score {kind!r} needs the pixel-wise σ of Eq. 8, which this model lacks "
                                    "(no ae_stats.npz beside ae.pt); refit it, or use kind='density'")
@@ -405,9 +440,92 @@ class PAE(_ImageModel):
             self.net, x, (kind,), self.scale, self.flow, sigma, ood["recon_sigma"],
             ood["map_steps"] if map_steps is None else int(map_steps),
             ood["map_lr"] if map_lr is None else float(map_lr),
-            int(batch_size or ood["batch_size"]), log=self._log if kind == "eq12_map" and self.verbose else None,
+            int(batch_size or ood["batch_size"]),
+            log=self._log if kind in ("eq12_map", "laplace") and self.verbose else None,
         )
         return result[kind]
+
+    def posterior(
+        self,
+        x: Any,
+        mask: Any = None,
+        noise_sigma: float = 0.0,
+        space: str = "u",
+        settings: Mapping[str, Any] | None = None,
+        level: float = 0.9,
+        seed: int = 0,
+    ) -> PosteriorImages:
+        """Inpaint and/or denoise images with uncertainty: the posterior of Sec. 2.3 (Eq. 13-14) given corrupted
+        images x̃ = M x + n, by `pae.science.posterior.analyse_corrupted` (what the workflow's posterior rule runs).
+
+        x: the corrupted images (uint8 0..255 or float [0, 1], (N, C, H, W) / (N, H, W), or a path); their
+        hidden pixels are ignored. mask: pixels to fill in (True / nonzero = unknown), an array (H, W), (C, H, W)
+        or (N, C, H, W), or "left:K" / "right:K" (the first / last K columns), "random:F" (a share F of the
+        pixels, drawn with `seed`); None = every pixel observed (denoising). noise_sigma: std of the Gaussian
+        noise n in pixel units of [0, 1] (0 for clean inputs). space: "u" (the paper's posterior in the flow's
+        latent space) or "z" (N(0, I) prior on z, no flow; the authors' code). settings: overrides of the config
+        section posterior (random_starts, encoder_start, lr_stages, steps_per_stage, anneal_max, merge_distance,
+        n_samples, batch_size; the paper's defaults run 4 × 10 000 Adam steps). level: of the per-pixel
+        intervals. Returns a `PosteriorImages` (MAP, samples, mean, uncertainty map, interval; images in [0, 1]).
+        """
+        import torch
+
+        from pae.science.density import floor_sigma, quantization_sigma
+        from pae.science.images import to_model_input
+        from pae.science.posterior import (
+            SPACES,
+            PosteriorModel,
+            PosteriorSettings,
+            analyse_corrupted,
+            hidden_pixels,
+        )
+        from pae.science.posterior_metrics import predictive_summary
+
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES} (u: flow prior, the paper's; z: N(0, I) prior), got {space!r}")
+        if space == "u":
+            self._check_flow("posterior(space='u')")
+        else:
+            self._check_fitted()
+        if self.sigma is None:
+            raise RuntimeError("posterior() needs the pixel-wise σ of Eq. 8, which this model lacks (no ae_stats.npz "
+                               "beside ae.pt); refit it")
+        if not 0 < float(level) < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        if not float(noise_sigma) >= 0:
+            raise ValueError(f"noise_sigma must be >= 0 (pixel units of [0, 1]), got {noise_sigma!r}")
+        cfg = dict(self.settings["posterior"])
+        unknown = sorted(set(settings or {}) - set(PosteriorSettings.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"settings: unknown key(s) {unknown}; use {', '.join(PosteriorSettings.__dataclass_fields__)}")
+        st = PosteriorSettings.from_config({**cfg, **dict(settings or {})})
+        x8 = self._images(x)
+        hidden = hidden_pixels(mask, x8.shape, seed)
+        x_tilde = to_model_input(x8, scale=self.scale, dequantize=False).to(self.device)
+        observed = torch.as_tensor(~hidden, device=self.device)
+        x_tilde = torch.where(observed, x_tilde, torch.zeros_like(x_tilde))
+        sigma = floor_sigma(self.sigma, quantization_sigma(self.scale)).to(self.device)
+        noise = float(noise_sigma) * 255.0 / self.scale  # [0, 1] pixel units → model units x/scale − 0.5
+        model = PosteriorModel(decoder=self.net.decoder, flow=self.flow if space == "u" else None,
+                               encoder=self.net.encode, latent_dim=self.latent_dim)
+        self._log(f"posterior ({space}-space) of {len(x8)} images, {int(hidden.sum())} hidden pixels, noise σ "
+                  f"{noise_sigma}, {st.n_starts} starts, Adam steps {st.steps}")
+        res = analyse_corrupted(x_tilde, observed, sigma, noise, model, st, torch.Generator().manual_seed(int(seed)),
+                                log=self._log if self.verbose else None)
+        with torch.no_grad():
+            zs = res.samples_z.reshape(-1, self.latent_dim)
+            decoded = torch.cat([self.net.decode(zs[i : i + 2048]).float().cpu() for i in range(0, len(zs), 2048)])
+        decoded = decoded.numpy().reshape(len(x8), st.n_samples, *x8.shape[1:])
+        summary = predictive_summary(decoded, sigma.cpu().numpy(), float(level))
+        unit = self.scale / 255.0  # model units → [0, 1] pixel units
+        return PosteriorImages(
+            map=to_unit_float(res.map_x.float().cpu().numpy(), self.scale),
+            samples=to_unit_float(decoded, self.scale),
+            mean=to_unit_float(summary["mean"], self.scale),
+            std=(summary["std"] * unit).astype(np.float32),
+            lo=to_unit_float(summary["lo"], self.scale), hi=to_unit_float(summary["hi"], self.scale),
+            hidden=hidden, level=float(level), space=space, result=res,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the model into folder `path` (the workflow's run layout: ae.pt, flow.pt, ae_stats.npz with
@@ -415,12 +533,13 @@ class PAE(_ImageModel):
         from pae.files.artifacts import save_flow, save_model
         from pae.files.io import save_npz
 
-        self._check_flow()
+        self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         save_model(folder / "ae.pt", self.net, {"latent_dim": self.latent_dim,
                                                 "settings": dataclasses.asdict(self._training())})
-        save_flow(folder / "flow.pt", self.flow, {"seed": self.seed})
+        if self.flow is not None:
+            save_flow(folder / "flow.pt", self.flow, {"seed": self.seed})
         if self.sigma is not None:
             save_npz(folder / "ae_stats.npz", sigma=self.sigma)
         self._write_info(folder)
@@ -429,14 +548,14 @@ class PAE(_ImageModel):
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", verbose: bool = True) -> PAE:
         """A PAE saved by `save`, or a workflow run folder (results/<dataset>/K<K>/seed<s>: ae.pt, flow.pt,
-        ae_stats.npz), on `device`."""
+        ae_stats.npz), on `device`. A folder with ae.pt but no flow.pt (an auto-encoder trained without a
+        flow) loads as an auto-encoder-only model: encode, decode, reconstruct, score(kind="recon")."""
         from pae.files.artifacts import load_flow, load_model
         from pae.science.nets import VAE, AutoEncoder
 
         folder = _model_folder(path)
-        for name in ("ae.pt", "flow.pt"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder} has no {name}; it is not a PAE saved by save() or pae fit")
+        if not (folder / "ae.pt").is_file():
+            raise FileNotFoundError(f"{folder} has no ae.pt; it is not a PAE saved by save() or pae fit")
         info = _read_info(folder)
         if info is not None and info.get("model") != cls.model_name:
             raise ValueError(f"{folder} holds a {info.get('model')!r} model, not a PAE; use pae.load({str(folder)!r})")
@@ -448,8 +567,11 @@ class PAE(_ImageModel):
         model = cls(net.latent_dim, ae=settings.get("ae"), flow=settings.get("flow"), data=data,
                     ood=settings.get("ood"), device=device, seed=int((info or {}).get("seed", 0)), verbose=verbose)
         model.net = net.to(model.device).eval()
-        model.flow, _ = load_flow(folder / "flow.pt", model.device)
-        if model.flow.K != net.latent_dim:
+        if not (folder / "flow.pt").is_file():
+            model._log(f"{folder} has no flow.pt: loaded the auto-encoder only (no sampling or density scores)")
+        else:
+            model.flow, _ = load_flow(folder / "flow.pt", model.device)
+        if model.flow is not None and model.flow.K != net.latent_dim:
             raise ValueError(f"{folder}: flow.pt has K={model.flow.K}, ae.pt K={net.latent_dim}; they are not one PAE")
         model.image_shape = tuple(net.image_shape)
         model.history = (info or {}).get("history", {})
@@ -486,13 +608,14 @@ class VAE(_ImageModel):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        progress: bool | None = None,
     ) -> None:
         base = paper_defaults()
         vae = {"models": {self.model_name: dict(objective or {})}}
         ae_cfg = {"epochs": base["vae"]["epochs"], **dict(ae or {})}
         settings = resolve_settings(device, ae=ae_cfg, data=data, ood=ood, vae=vae)
         K = settings["vae"]["latent_dim"] if latent_dim is None else latent_dim
-        super().__init__(K, settings, seed, verbose)
+        super().__init__(K, settings, seed, verbose, progress)
 
     @property
     def objective(self) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
 import socket
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ import numpy as np
 
 from pae.files import io
 from pae.files.data import MissingDataError, SplitKeyError, file_digest
+
+_LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -331,8 +333,8 @@ def inception_weights_source(weights: str | None, allow_download: bool = False) 
         return str(cached)
     if allow_download:
         return "download"
-    print(f"Inception weights: {cached} is missing, fid.inception_weights is null and fid.inception_download is "
-          "false: Inception FIDs will read 'unavailable'", file=sys.stderr)
+    _LOG.warning(f"Inception weights: {cached} is missing, fid.inception_weights is null and fid.inception_download "
+                 "is false: Inception FIDs will read 'unavailable'")
     return f"{UNAVAILABLE}: no Inception weights (offline)"
 
 
@@ -353,7 +355,7 @@ def _download_weights() -> Path:
     try:
         torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=False, check_hash=True)
     except Exception as err:  # noqa: BLE001 - any network failure means "unavailable", with the reason
-        print(f"download of {INCEPTION_URL} failed: {type(err).__name__}: {err}")
+        _LOG.info(f"download of {INCEPTION_URL} failed: {type(err).__name__}: {err}")
         raise InceptionUnavailable(f"weights download failed ({type(err).__name__})") from err
     finally:
         socket.setdefaulttimeout(old)
@@ -392,6 +394,6 @@ def load_inception(source: str, device: str | torch.device = "cpu") -> tuple[tor
     sha = file_digest(path)
     info = {"weights": str(path), "sha256": sha, "matches_pytorch_fid": sha.startswith(INCEPTION_SHA256_PREFIX)}
     if not info["matches_pytorch_fid"]:
-        print(f"warning: {path} is not pytorch-fid's file (sha256 {sha[:8]}… ≠ {INCEPTION_SHA256_PREFIX}…): "
-              "Inception FIDs are not comparable with the paper's")
+        _LOG.warning(f"{path} is not pytorch-fid's file (sha256 {sha[:8]}… ≠ {INCEPTION_SHA256_PREFIX}…): "
+                     "Inception FIDs are not comparable with the paper's")
     return net.to(device).eval(), info

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import struct
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pae.files.io import atomic_path
+
+_LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # torch is imported lazily: the data jobs do not need it
     pass
@@ -330,7 +333,7 @@ def fetch_raw(
     dest = Path(dest_dir) / source / filename
     attempts: list[str] = []
     if entry.key in _checksum_overrides():
-        print(f"[data] WARNING: expected checksum of {entry.key} taken from ${CHECKSUMS_ENV} (test data only)")
+        _LOG.warning(f"[data] expected checksum of {entry.key} taken from ${CHECKSUMS_ENV} (test data only)")
     for step in (lambda: _keep_existing(dest, entry, attempts),
                  lambda: _copy_local(_local_candidates(entry, mirror, system_dirs, attempts), dest, entry, attempts),
                  lambda: _download(entry, dest, download, timeout, attempts)):
@@ -350,7 +353,7 @@ def _keep_existing(dest: Path, entry: RawFile, attempts: list[str]) -> str | Non
         dest.unlink()  # known bad: never leave it where the next step would read it
         attempts.append(f"existing file {dest}: {_reason(exc)} (removed)")
         return None
-    print(f"[data] {entry.key}: already present and verified at {dest}")
+    _LOG.info(f"[data] {entry.key}: already present and verified at {dest}")
     return f"existing file {dest}"
 
 
@@ -382,7 +385,7 @@ def _copy_local(candidates: Sequence[tuple[str, Path]], dest: Path, entry: RawFi
         except (ChecksumError, OSError) as exc:
             attempts.append(f"{label} {path}: {_reason(exc)}")
             continue
-        print(f"[data] {entry.key}: copied from {label} {path} ({expected_checksum(entry)[0]} verified) to {dest}")
+        _LOG.info(f"[data] {entry.key}: copied from {label} {path} ({expected_checksum(entry)[0]} verified) to {dest}")
         return f"{label} {path}"
     return None
 
@@ -393,13 +396,13 @@ def _download(entry: RawFile, dest: Path, allowed: bool, timeout: float, attempt
         attempts.append("download: disabled (config data.download is false)")
         return None
     for url in entry.urls:
-        print(f"[data] {entry.key}: downloading {url}")
+        _LOG.info(f"[data] {entry.key}: downloading {url}")
         try:
             _download_verified(url, dest, entry, timeout)
         except (ChecksumError, urllib.error.URLError, OSError, ValueError) as exc:
             attempts.append(f"download {url}: {_reason(exc)}")
             continue
-        print(f"[data] {entry.key}: downloaded from {url} ({expected_checksum(entry)[0]} verified) to {dest}")
+        _LOG.info(f"[data] {entry.key}: downloaded from {url} ({expected_checksum(entry)[0]} verified) to {dest}")
         return f"download {url}"
     return None
 

@@ -17,6 +17,7 @@ unreadable files); a problem is one :class:`DatasetError` naming the file or con
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ from pae.files import data as D
 from pae.files.io import save_json, save_npz
 from pae.science.images import ImageError, check_images, net_size_problem
 from pae.science.splits import random_split
+
+_LOG = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -66,7 +69,7 @@ class Kind:
 
 REQUIRED = object()
 _USER_OPTIONS = {"path": REQUIRED, "split": None, "channels": None, "crop": None, "size": None,
-                 "resample": "bicubic"}
+                 "resample": "bicubic", "ood_only": False}
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -91,6 +94,12 @@ KINDS: dict[str, Kind] = {
              "one level of class subfolders gives labels"),
     )
 }
+def is_ood_only(entry: Mapping[str, Any]) -> bool:
+    """Whether a normalised entry yields one OoD set ``x`` (Omniglot, or a user entry with ood_only: true)
+    instead of train/valid/test splits."""
+    return KINDS[entry["kind"]].ood_only or bool(entry.get("ood_only", False))
+
+
 BUILTIN_SOURCES = {"fmnist": "fmnist", "mnist": "mnist", "celeba": "celeba"}  # kind → pae.files.data.DATASETS key
 
 
@@ -183,6 +192,11 @@ def _check_option(kind: str, opt: str, value: Any, key: str) -> Any:
         return None if value is None else _pair(value, k, "size")
     if opt == "split":
         return _split_spec(value, k)
+    if opt == "ood_only":
+        if not isinstance(value, bool):
+            raise DatasetError(f"{k}: expected true (all images form one out-of-distribution set, no split) or "
+                               f"false, got {value!r}")
+        return value
     if opt == "sha256":
         if value is None:
             return None
@@ -260,6 +274,8 @@ def normalize_entry(name: str | None, entry: Mapping[str, Any] | None,
     if h is not None and w is not None and (problem := net_size_problem(h, w)):
         fix = "set size to a multiple of 4, e.g. 64" if kind_name == "celeba" else "set size: [64, 64] (or [28, 28])"
         raise DatasetError(f"{key}: {problem}; {fix}")
+    if out.get("ood_only") and out.get("split") is not None:
+        raise DatasetError(f"{key}: ood_only: true uses all images as one OoD set; remove split")
     return out
 
 
@@ -340,6 +356,9 @@ def entry_schema() -> dict[str, Any]:
                  "description": "celeba: output size (square, default data.celeba_size); npz/folder: [H, W] "
                                 "resize after cropping, or null (all images must then share one size); "
                                 "H and W must be multiples of 4"},
+        "ood_only": {"type": "boolean",
+                     "description": "npz/folder: true = every image of the file or folder is one "
+                                    "out-of-distribution set x (for ood.sets; no split, not trainable)"},
         "resample": {"enum": list(D.PIL_FILTERS),
                      "description": "PIL resize filter (celeba default: data.celeba_resample; others: bicubic)"},
     }
@@ -499,9 +518,10 @@ def _finish(arrays: dict[str, np.ndarray], where: str, net_shape: bool, **extra:
 
 def read_npz(path: str | Path, *, split: Mapping[str, Any] | None = None, channels: int | None = None,
              crop: Sequence[int] | None = None, size: Sequence[int] | None = None, resample: str = "bicubic",
-             sha256: str | None = None, net_shape: bool = True) -> DatasetArrays:
+             sha256: str | None = None, net_shape: bool = True, ood_only: bool = False) -> DatasetArrays:
     """A user ``.npz``: ``x_train, x_valid, x_test`` (split null), ``x_train, x_test`` (split.valid) or
-    ``x`` (split.valid and split.test); labels ``y_*`` / ``y`` optional. Returns checked uint8 splits."""
+    ``x`` (split.valid and split.test); labels ``y_*`` / ``y`` optional. Returns checked uint8 splits.
+    With ``ood_only`` the file holds one array ``x`` (or only one array): all of it is one OoD set ``x``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DatasetError(f"{path}: npz file not found; fix the entry's path")
@@ -517,6 +537,15 @@ def read_npz(path: str | Path, *, split: Mapping[str, Any] | None = None, channe
         raise DatasetError(f"{path}: cannot read it as a NumPy .npz archive ({exc}); save it with np.savez "
                            "(numeric arrays, no pickled objects)") from exc
     have = set(raw)
+    if ood_only:
+        images = [k for k in raw if not k.startswith("y")]
+        key = "x" if "x" in raw else (images[0] if len(images) == 1 else None)
+        if key is None:
+            raise DatasetError(f"{path}: holds arrays {sorted(have)}; an ood_only entry reads one image array x "
+                               "(save it with numpy.savez(path, x=images))")
+        x = _transform_all(_checked_images(raw[key], f"{path} ({key})", channels=channels, net_shape=False),
+                           crop, size, resample, f"{path} ({key})")
+        return _ood_set(x, raw.get("y" + key[1:]), str(path), net_shape, kind="npz")
     three, two = {"x_train", "x_valid", "x_test"}, {"x_train", "x_test"}
     if three <= have:
         layout = "three"
@@ -554,6 +583,14 @@ def read_npz(path: str | Path, *, split: Mapping[str, Any] | None = None, channe
             raise DatasetError(f"{path}: holds one array x; split needs test as well as valid")
         arrays = _apply_split(xs["x"], ys.get("x"), split, where, with_test=True)
     return _finish(arrays, where, net_shape, source=str(path), kind="npz")
+
+
+def _ood_set(x: np.ndarray, y: np.ndarray | None, where: str, net_shape: bool, **extra: Any) -> DatasetArrays:
+    """All images as one OoD set ``x`` (+ ``y``), checked."""
+    if net_shape and (problem := net_size_problem(*x.shape[2:])):
+        raise DatasetError(f"{where}: {problem}; set size: [64, 64] (or [28, 28]) in the entry")
+    arrays = {"x": x, **({"y": check_labels(y, len(x), f"{where} (y)")} if y is not None else {})}
+    return DatasetArrays(arrays, describe(arrays, source=where, ood_only=True, **extra))
 
 
 def _image_files(folder: Path) -> tuple[list[Path], list[str] | None]:
@@ -613,14 +650,21 @@ def _read_images(folder: Path, files: list[Path], channels: int, crop: Sequence[
 
 def read_folder(path: str | Path, *, channels: int, split: Mapping[str, Any] | None = None,
                 crop: Sequence[int] | None = None, size: Sequence[int] | None = None, resample: str = "bicubic",
-                net_shape: bool = True) -> DatasetArrays:
+                net_shape: bool = True, ood_only: bool = False) -> DatasetArrays:
     """An image folder: ``train/``, ``valid/``, ``test/`` subfolders (split null; ``valid/`` may be absent
     with split.valid), or a flat folder (split.valid and split.test). Files are read in sorted order,
     converted to ``channels`` (1: PIL "L", 3: "RGB"), cropped and resized; one level of class subfolders
-    gives labels (class index = position in the sorted class names)."""
+    gives labels (class index = position in the sorted class names). With ``ood_only`` every image of the
+    (flat or class-subfoldered) folder is one OoD set ``x``."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DatasetError(f"{root}: image folder not found; fix the entry's path")
+    if ood_only:
+        files, classes = _image_files(root)
+        x = _read_images(root, files, channels, crop, size, resample)
+        names = sorted(set(classes or []))
+        y = np.array([names.index(c) for c in classes], dtype=np.int64) if classes else None
+        return _ood_set(x, y, str(root), net_shape, kind="folder", **({"classes": names} if names else {}))
     present = [s for s in SPLITS if (root / s).is_dir()]
     if present:
         if "train" not in present or "test" not in present:
@@ -786,6 +830,6 @@ def write_processed(entry: Mapping[str, Any] | None, out_path: str | Path, raw_d
     save_npz(out_path, **result.arrays)
     if info_path is not None:
         save_json(info_path, result.info)
-    print(f"[data] {name or result.info['kind']}: wrote {out_path}: "
+    _LOG.info(f"[data] {name or result.info['kind']}: wrote {out_path}: "
           + ", ".join(f"{k} {v.dtype}{v.shape}" for k, v in result.arrays.items()))
     return result

@@ -102,15 +102,35 @@ class FileCheckpoint:
 
 
 @contextlib.contextmanager
+def library_log_handler(stream: Any, level: int = 20) -> Iterator[None]:
+    """While active, the records of logger "pae" (level INFO = 20 and above) are written to `stream`, one
+    message per line."""
+    import logging
+
+    logger = logging.getLogger("pae")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level, old_level) if old_level else level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+@contextlib.contextmanager
 def redirect_output(log_path: str | Path | None) -> Iterator[None]:
-    """Send stdout/stderr (prints, tqdm, warnings) of a rule's script to its log file, line-buffered."""
+    """Send stdout/stderr (prints, tqdm, warnings) and the library's `logging` records (logger "pae", INFO and
+    above) of a rule's script to its log file, line-buffered."""
     if not log_path:
         yield
         return
     import sys
 
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", buffering=1) as fh:
+    with open(log_path, "w", buffering=1) as fh, library_log_handler(fh):
         old = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = fh
         try:

@@ -10,6 +10,7 @@ Inputs are evaluation inputs x/scale − 0.5 (no dequantization, no augmentation
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ from torch import nn
 
 from pae.science import runtime
 from pae.science.images import to_model_input
+
+_LOG = logging.getLogger(__name__)
 
 FEATURE_DIM = 128
 TRAIN_BATCH_SIZE = 128
@@ -98,7 +101,7 @@ def fit_classifier(
     batch_size: int = TRAIN_BATCH_SIZE,
     lr: float = LEARNING_RATE,
     device: str | torch.device = "cpu",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> tuple[DomainClassifier, list[dict[str, float]]]:
     """Train a DomainClassifier with Adam and cross-entropy on uint8 images; seeded, reshuffled each epoch."""
     if epochs < 1:

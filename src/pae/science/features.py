@@ -16,12 +16,15 @@ The Inception weights are found and loaded by `pae.files.artifacts` (`inception_
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from pae.science.metrics import feature_statistics
+
+_LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -132,7 +135,7 @@ def image_statistics(images: np.ndarray, extractor: FeatureExtractor, batch_size
     """(μ, Σ) of the extractor's features of uint8 images."""
     t0 = time.time()
     stats = feature_statistics(extract_features(images, extractor, batch_size))
-    print(f"  {extractor.name}: features of {len(images)} images in {time.time() - t0:.1f} s")
+    _LOG.info(f"  {extractor.name}: features of {len(images)} images in {time.time() - t0:.1f} s")
     return stats
 
 

@@ -19,6 +19,7 @@ Every coupling and LU layer starts as the identity.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from torch import nn
 
 from pae.science.runtime import seed_everything
 from pae.science.specs import FlowArchitecture, FlowTraining, realnvp_depth_for  # noqa: F401 (re-exported)
+
+_LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 1: nflows layers (before 2026-11); 2: the plain-torch layers below
 STD_FLOOR = 1e-6  # smallest latent std used for standardisation (a dead latent would otherwise divide by 0)
@@ -362,7 +365,7 @@ def train_flow(
     training: FlowTraining,
     seed: int,
     device: str | torch.device,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
 ) -> dict[str, list[float]]:
     """Fit the flow by minimising the mean NLL of the encoded training latents (Eq. 5).
 

@@ -105,6 +105,46 @@ def observed_mask(c: Corruption, n: int, image_shape: Sequence[int],
     return obs
 
 
+def hidden_pixels(mask: Any, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Boolean (N, C, H, W) mask of the pixels to fill in (True = unknown) from a mask argument (`pae.PAE.posterior`):
+    None, "left:K", "right:K", "random:F", or an array (H, W), (C, H, W), (N, C, H, W) (nonzero = unknown)."""
+    N, C, H, W = shape
+    if mask is None:
+        return np.zeros(shape, bool)
+    if isinstance(mask, str):
+        kind, _, value = mask.partition(":")
+        try:
+            if kind in ("left", "right"):
+                k = int(value)
+                if not 1 <= k < W:
+                    raise ValueError
+                hidden = np.zeros(shape, bool)
+                if kind == "left":
+                    hidden[..., :k] = True
+                else:
+                    hidden[..., W - k :] = True
+                return hidden
+            if kind == "random":
+                f = float(value)
+                if not 0 < f < 1:
+                    raise ValueError
+                return np.random.default_rng(int(seed)).random(shape) < f
+        except ValueError:
+            pass
+        raise ValueError(f"mask {mask!r}: use 'left:K' or 'right:K' (K columns, 1 <= K < {W}), 'random:F' "
+                         "(0 < F < 1), or a boolean array of the image's shape (True = pixel to fill in)")
+    m = np.asarray(mask)
+    if m.ndim == 2:
+        m = m[None, None]
+    elif m.ndim == 3:
+        m = m[None]
+    try:
+        return np.broadcast_to(m != 0, shape).copy()
+    except ValueError:
+        raise ValueError(f"mask of shape {np.asarray(mask).shape} does not fit the images {shape}; give (H, W), "
+                         "(C, H, W) or (N, C, H, W) with nonzero = pixel to fill in") from None
+
+
 def corrupt(x: torch.Tensor, c: Corruption, generator: torch.Generator | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(x̃, observed) for clean images x (N, C, H, W) in model units. Noise and random masks come from
@@ -556,6 +596,22 @@ def posterior_analysis(x_tilde: torch.Tensor, observed: torch.Tensor, var: torch
                            samples_u=samples_u, samples_z=samples_z)
 
 
+def analyse_corrupted(x_tilde: torch.Tensor, observed: torch.Tensor, sigma: torch.Tensor, noise: float,
+                      model: PosteriorModel, settings: PosteriorSettings, generator: torch.Generator | None = None,
+                      log: Callable[[str], None] | None = None) -> PosteriorResult:
+    """The posterior analysis of Sec. 2.3 for corrupted images x̃ = M x + n (N, C, H, W) in model units, with
+    `observed` the diagonal of M (bool, N, C, H, W), `sigma` the floored Eq. 8 σ (C, H, W) and `noise` the
+    std σ_noise of n: the likelihood variance v = σ² + σ_noise² of Eq. 14, then `posterior_analysis` (MAP from
+    several starts, Laplace mixture, samples). What the workflow's posterior rule and `pae.PAE.posterior` run."""
+    if x_tilde.shape != observed.shape:
+        raise ValueError(f"the observed-pixel mask {tuple(observed.shape)} does not match the images "
+                         f"{tuple(x_tilde.shape)}")
+    if not float(noise) >= 0:
+        raise ValueError(f"noise sigma must be >= 0, got {noise!r}")
+    var = likelihood_variance(sigma.to(x_tilde.device, x_tilde.dtype), float(noise))
+    return posterior_analysis(x_tilde, observed, var, model, settings, generator, log=log)
+
+
 def _latent_size(model: PosteriorModel, x: torch.Tensor) -> int:
     if model.latent_dim:
         return int(model.latent_dim)
@@ -621,63 +677,3 @@ def eq11_score(x: torch.Tensor, z0: torch.Tensor, decoder: nn.Module, flow: Any,
         for i in range(0, len(x), batch_size):
             out.append(laplace_log_px(x[i : i + batch_size], z_map[i : i + batch_size], decoder, flow, sigma))
     return torch.cat(out) if out else torch.zeros(0, device=dev)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Image-space metrics (numpy)
-
-
-def eval_region(observed: np.ndarray, has_mask: bool) -> np.ndarray:
-    """Pixels a reconstruction is judged on: the hidden ones for masks, all of them otherwise."""
-    observed = np.asarray(observed, dtype=bool)
-    return ~observed if has_mask else np.ones_like(observed)
-
-
-def psnr(x_hat: np.ndarray, x: np.ndarray, region: np.ndarray, data_range: float = 1.0) -> np.ndarray:
-    """10 log10(range² / MSE) per image over `region` (N, C, H, W); NaN where the region is empty."""
-    r = np.asarray(region, dtype=bool).reshape(len(x), -1)
-    se = ((np.asarray(x_hat, np.float64) - np.asarray(x, np.float64)) ** 2).reshape(len(x), -1)
-    cnt = r.sum(1)
-    mse = np.where(cnt > 0, (se * r).sum(1) / np.maximum(cnt, 1), np.nan)
-    return 10.0 * np.log10(data_range**2 / np.maximum(mse, 1e-12))
-
-
-def ssim(x_hat: np.ndarray, x: np.ndarray, region: np.ndarray, data_range: float = 1.0) -> np.ndarray:
-    """Mean of scikit-image's local SSIM map (7×7 windows, per channel) over `region`, per image (N,)."""
-    from skimage.metrics import structural_similarity
-
-    x_hat, x, region = np.asarray(x_hat, np.float64), np.asarray(x, np.float64), np.asarray(region, bool)
-    out = np.full(len(x), np.nan)
-    for i in range(len(x)):
-        maps = [structural_similarity(x_hat[i, c], x[i, c], data_range=data_range, full=True)[1]
-                for c in range(x.shape[1])]
-        smap = np.stack(maps)
-        if region[i].any():
-            out[i] = float(smap[region[i]].mean())
-    return out
-
-
-def interval_coverage(samples: np.ndarray, x: np.ndarray, region: np.ndarray,
-                      levels: Sequence[float] = (0.68, 0.95)) -> dict[float, np.ndarray]:
-    """Share of region pixels of the truth x (N, C, H, W) inside the central pixel-wise credible interval of
-    the samples (N, n, C, H, W), per level and image: {level: (N,)}."""
-    samples, x = np.asarray(samples, np.float64), np.asarray(x, np.float64)
-    r = np.asarray(region, bool).reshape(len(x), -1)
-    cnt = np.maximum(r.sum(1), 1)
-    out = {}
-    for lev in levels:
-        lo, hi = np.quantile(samples, [(1 - lev) / 2, (1 + lev) / 2], axis=1)
-        inside = ((x >= lo) & (x <= hi)).reshape(len(x), -1)
-        out[float(lev)] = np.where(r.sum(1) > 0, (inside & r).sum(1) / cnt, np.nan)
-    return out
-
-
-def label_statistics(labels: np.ndarray, truth: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """For classifier labels of n samples per image (N, n): share equal to the true class (N,) and the entropy
-    (nats) of the label histogram (N,)."""
-    labels, truth = np.asarray(labels), np.asarray(truth)
-    share = (labels == truth[:, None]).mean(1)
-    counts = np.stack([(labels == c).sum(1) for c in range(int(n_classes))], 1) / labels.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ent = -np.where(counts > 0, counts * np.log(counts), 0.0).sum(1)
-    return share, ent

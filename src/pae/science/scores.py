@@ -3,15 +3,18 @@ and the reconstruction error, each "higher = more in-distribution" (`pae.science
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pae.science.density import eq12_terms, eval_mode, map_refine, squared_error
+from pae.science.density import eq12_terms, eval_mode, map_gradient_norm, map_refine, squared_error
 from pae.science.images import to_model_input
 from pae.science.posterior import laplace_log_px
+
+_LOG = logging.getLogger(__name__)
 
 SCORES = ("density", "recon", "eq12", "eq12_map", "laplace")
 
@@ -27,14 +30,16 @@ def image_scores(
     map_steps: int | None = None,
     map_lr: float | None = None,
     batch_size: int = 500,
-    log: Any = print,
+    log: Any = _LOG.info,
 ) -> dict[str, np.ndarray]:
     """Requested OoD scores (subset of SCORES; higher = more in-distribution) for uint8 images (N, C, H, W).
 
     model: a `pae.science.nets.AutoEncoder` (encode = encoder mean, decode = g_θ); images enter as x/scale − 0.5
     without dequantisation. density, eq12, eq12_map and laplace need `flow`; eq12, eq12_map, laplace and recon
     with recon_sigma="pixelwise" need the floored Eq. 8 `sigma`. laplace is the Laplace log p(x) of Eq. 11 at
-    the MAP z' of Eq. 9 (the same z' as eq12_map). Returns float64 arrays of shape (N,).
+    the MAP z' of Eq. 9 (the same z' as eq12_map). Returns float64 arrays of shape (N,); with eq12_map or
+    laplace also ``map_grad_norm_start`` and ``map_grad_norm``: ‖∇_z Eq. 9‖ at f_φ(x) and at z' (convergence
+    of the MAP; `pae.science.density.map_gradient_norm`).
     """
     unknown = set(scores) - set(SCORES)
     if unknown:
@@ -51,6 +56,9 @@ def image_scores(
     device = next(model.parameters()).device
     sig = sigma.to(device) if sigma is not None else None
     out: dict[str, list[torch.Tensor]] = {s: [] for s in scores}
+    uses_map = "eq12_map" in scores or "laplace" in scores
+    if uses_map:
+        out |= {"map_grad_norm_start": [], "map_grad_norm": []}
     mods = [model] + ([flow] if flow is not None else [])
     with eval_mode(*mods):
         for i in range(0, len(x_uint8), batch_size):
@@ -68,14 +76,16 @@ def image_scores(
                     out["density"].append(logp)
                 if "eq12" in scores:
                     out["eq12"].append(-0.5 * squared_error(xb, x_hat, sig) + logp)
-            if "eq12_map" in scores or "laplace" in scores:
+            if uses_map:
                 z_map = map_refine(xb, z, model.decoder, flow, sig, map_steps, map_lr, batch_size=len(xb))
+                out["map_grad_norm_start"].append(map_gradient_norm(xb, z, model.decoder, flow, sig, len(xb)))
+                out["map_grad_norm"].append(map_gradient_norm(xb, z_map, model.decoder, flow, sig, len(xb)))
             if "eq12_map" in scores:
                 with torch.no_grad():
                     out["eq12_map"].append(eq12_terms(xb, z_map, model.decoder, flow, sig))
             if "laplace" in scores:
                 out["laplace"].append(laplace_log_px(xb, z_map, model.decoder, flow, sig))
-            if log is not None and ("eq12_map" in scores or "laplace" in scores):
+            if log is not None and uses_map:
                 log(f"  MAP: {min(i + batch_size, len(x_uint8))}/{len(x_uint8)} images")
     result = {}
     for s, parts in out.items():

@@ -10,6 +10,7 @@ from it and ends in the same state as an uninterrupted run (bit-identical on CPU
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import sys
 import time
@@ -25,6 +26,8 @@ from tqdm import tqdm
 from pae.science.images import to_model_input
 from pae.science.runtime import resolve_device, seed_everything
 from pae.science.specs import TrainSettings  # noqa: F401 (re-exported: fit takes it)
+
+_LOG = logging.getLogger(__name__)
 
 LossFn = Callable[[nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, Any]]]
 LogFn = Callable[[str], Any]
@@ -152,15 +155,17 @@ def train_model(
     x_valid: np.ndarray,
     settings: TrainSettings,
     checkpoint: Checkpoint | None,
-    log: LogFn = print,
+    log: LogFn = _LOG.info,
+    progress: bool = True,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Seed (settings.seed: weight initialisation), build the network for the images' shape and `fit` it:
-    the one training of the AE (Eq. 2) and the VAE baselines (Eq. 15), for the workflow and `pae.PAE` alike."""
+    the one training of the AE (Eq. 2) and the VAE baselines (Eq. 15), for the workflow and `pae.PAE` alike.
+    `progress`: a per-epoch progress bar."""
     seed_everything(int(settings.seed))
     model = build(tuple(x_train.shape[1:]))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{type(model).__name__} on {tuple(x_train.shape)} images: {n_params} parameters, {settings.epochs} epochs")
-    return model, fit(model, loss_fn, x_train, x_valid, settings, checkpoint, log)
+    return model, fit(model, loss_fn, x_train, x_valid, settings, checkpoint, log, progress)
 
 
 def _make_optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -183,9 +188,11 @@ def fit(
     x_valid: np.ndarray | torch.Tensor,
     settings: TrainSettings | Mapping[str, Any],
     checkpoint: Checkpoint | None = None,
-    log: LogFn = print,
+    log: LogFn = _LOG.info,
+    progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `model` in place on uint8 images; return the per-epoch history.
+    """Train `model` in place on uint8 images; return the per-epoch history. `progress`: show a per-epoch
+    progress bar (tqdm) on stderr; `log` receives one line per epoch.
 
     ``loss_fn(model, x_batch, step) -> (loss, metrics)``: x_batch is the dequantized, scaled (and rotated)
     float batch, step the global 0-based step; metric values are floats or detached 0-dim tensors
@@ -252,7 +259,7 @@ def fit(
         sums: dict[str, torch.Tensor | float] = {}
         bar = tqdm(
             range(steps_per_epoch), desc=f"epoch {epoch + 1}/{s.epochs}", file=sys.stderr,
-            leave=False, mininterval=5.0 if not sys.stderr.isatty() else 0.2, ncols=100,
+            leave=False, mininterval=5.0 if not sys.stderr.isatty() else 0.2, ncols=100, disable=not progress,
         )  # fmt: skip
         lr = s.lr
         for i in bar:

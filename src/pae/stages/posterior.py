@@ -41,14 +41,16 @@ from pae.science.posterior import (
     LaplaceMixture,
     PosteriorModel,
     PosteriorSettings,
+    analyse_corrupted,
     corrupt,
-    eval_region,
-    interval_coverage,
-    label_statistics,
     likelihood_variance,
-    posterior_analysis,
-    psnr,
-    ssim,
+)
+from pae.science.posterior_metrics import (
+    METRIC_COLUMNS,
+    ae_baseline_metrics,
+    calibration_columns,
+    method_metrics,
+    metrics_markdown,
 )
 from pae.stages.common import load_floored_sigma, save_figure
 
@@ -57,7 +59,6 @@ METHODS = {  # metrics row label per method
     "z": "z-space posterior, N(0, I) prior (original code)",
     "ae": "AE on the corrupted input",
 }
-LEVELS = (0.68, 0.95)
 SEED_OFFSET_STARTS = 1
 
 
@@ -112,8 +113,8 @@ def run_posterior(
     log(f"{corruption_name} ({c}), space {space}: {len(x)} images, {st.n_starts} starts, "
         f"Adam steps {st.steps} at lr {list(st.lr_stages)}, device {dev}")
     t0 = time.perf_counter()
-    res = posterior_analysis(x_tilde.to(dev), observed.to(dev), var, model, st,
-                             torch.Generator().manual_seed(int(seed) + SEED_OFFSET_STARTS), log=log)
+    res = analyse_corrupted(x_tilde.to(dev), observed.to(dev), sigma.to(dev), c.noise, model, st,
+                            torch.Generator().manual_seed(int(seed) + SEED_OFFSET_STARTS), log=log)
     seconds = time.perf_counter() - t0
     out = res.arrays()
     nonfinite = [k for k in ("map_x", "samples_z", "map_log_post") if not np.all(np.isfinite(out[k]))]
@@ -141,96 +142,12 @@ def run_posterior(
 
 
 # --------------------------------------------------------------------------------------------------------
-# Metrics
+# Metrics (pae.science.posterior_metrics)
 
 
-def _decode(decoder, z: np.ndarray, dev, batch: int = 4096) -> np.ndarray:
-    zt = torch.as_tensor(z, dtype=torch.float32)
-    with torch.no_grad():
-        return torch.cat([decoder(zt[i : i + batch].to(dev)).cpu() for i in range(0, len(zt), batch)]).numpy()
-
-
-def _classify(classifier, x: np.ndarray, dev, batch: int = 4096) -> np.ndarray:
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    with torch.no_grad():
-        return torch.cat([classifier(xt[i : i + batch].to(dev)).argmax(1).cpu()
-                          for i in range(0, len(xt), batch)]).numpy()
-
-
-def method_metrics(post: Mapping[str, np.ndarray], decoder, classifier, sigma: np.ndarray, has_mask: bool,
-                   n_classes: int, dev, generator_seed: int = 0, chunk: int = 64) -> dict[str, float]:
-    """Metrics of one posterior file: PSNR / SSIM of the MAP and of the posterior mean (mean of decoded
-    samples) on the evaluation region (hidden pixels for masks, all pixels otherwise), credible-interval
-    coverage of the decoded samples (and of the predictive samples g(z) + σ ε with the Eq. 8 σ), class
-    consistency of the samples, modes."""
-    scale = float(meta_of(post).get("scale", 255))
-    x = post["x"].astype(np.float64) / scale - 0.5
-    region = eval_region(post["observed"], has_mask)
-    N = len(x)
-    rng = np.random.default_rng(generator_seed)
-    acc: dict[str, list[np.ndarray]] = {k: [] for k in ("psnr_mean", "ssim_mean", "cover68", "cover95",
-                                                        "cover68_pred", "cover95_pred", "class_share",
-                                                        "class_entropy")}
-    for i in range(0, N, chunk):
-        j = min(N, i + chunk)
-        zs = post["samples_z"][i:j]
-        n = zs.shape[1]
-        xs = _decode(decoder, zs.reshape(-1, zs.shape[-1]), dev).reshape(j - i, n, *x.shape[1:])
-        mean = xs.mean(1)
-        acc["psnr_mean"].append(psnr(mean, x[i:j], region[i:j]))
-        acc["ssim_mean"].append(ssim(mean, x[i:j], region[i:j]))
-        cov = interval_coverage(xs, x[i:j], region[i:j], LEVELS)
-        pred = xs + sigma[None, None] * rng.standard_normal(xs.shape)
-        cov_pred = interval_coverage(pred, x[i:j], region[i:j], LEVELS)
-        acc["cover68"].append(cov[0.68])
-        acc["cover95"].append(cov[0.95])
-        acc["cover68_pred"].append(cov_pred[0.68])
-        acc["cover95_pred"].append(cov_pred[0.95])
-        labels = _classify(classifier, xs.reshape(-1, *x.shape[1:]), dev).reshape(j - i, n)
-        share, ent = label_statistics(labels, post["y"][i:j], n_classes)
-        acc["class_share"].append(share)
-        acc["class_entropy"].append(ent)
-    out = {k: float(np.nanmean(np.concatenate(v))) for k, v in acc.items()}
-    map_label = _classify(classifier, post["map_x"], dev)
-    weights = post["weights"]
-    out |= {
-        "psnr_map": float(np.nanmean(psnr(post["map_x"], x, region))),
-        "ssim_map": float(np.nanmean(ssim(post["map_x"], x, region))),
-        "map_class_correct": float(np.mean(map_label == post["y"])),
-        "n_modes": float(np.mean(post["n_modes"])),
-        "n_modes_1pct": float(np.mean((weights >= 0.01).sum(1))),
-        "top_weight": float(np.mean(weights.max(1))),
-        "multimodal_share": float(np.mean((weights >= 0.01).sum(1) > 1)),
-        "fallback_share": float(np.mean(post["fallback"])),
-        "map_newton_decrement": float(np.nanmedian(
-            post["newton_decrement"][post["final_log_post"].argmax(0), np.arange(N)])),
-        "seconds_per_image": float(post["seconds"]) / N,
-    }
-    return out
-
-
-def ae_baseline_metrics(post: Mapping[str, np.ndarray], ae, classifier, has_mask: bool, dev) -> dict[str, float]:
-    """The plain AE applied to the corrupted input (hidden pixels filled with 0 = mid-grey): g(f(x̃))."""
-    scale = float(meta_of(post).get("scale", 255))
-    x = post["x"].astype(np.float64) / scale - 0.5
-    region = eval_region(post["observed"], has_mask)
-    xt = torch.as_tensor(np.where(post["observed"], post["x_tilde"], 0.0), dtype=torch.float32)
-    with torch.no_grad():
-        rec = torch.cat([ae(xt[i : i + 1024].to(dev)).cpu() for i in range(0, len(xt), 1024)]).numpy()
-    label = _classify(classifier, rec, dev)
-    return {"psnr_map": float(np.nanmean(psnr(rec, x, region))), "ssim_map": float(np.nanmean(ssim(rec, x, region))),
-            "map_class_correct": float(np.mean(label == post["y"]))}
-
-
-METRIC_COLUMNS = [
-    ("psnr_map", "PSNR MAP (dB)"), ("psnr_mean", "PSNR mean (dB)"), ("ssim_map", "SSIM MAP"),
-    ("ssim_mean", "SSIM mean"), ("cover68", "68 % cover"), ("cover95", "95 % cover"),
-    ("cover68_pred", "68 % cover (+σ)"), ("cover95_pred", "95 % cover (+σ)"),
-    ("class_share", "samples = true digit"), ("class_entropy", "label entropy (nats)"),
-    ("map_class_correct", "MAP = true digit"), ("n_modes", "modes"), ("n_modes_1pct", "modes ≥ 1 %"),
-    ("top_weight", "top weight"), ("map_newton_decrement", "MAP Newton decr. (nats)"),
-    ("seconds_per_image", "s / image"),
-]
+def scale_of(post: Mapping[str, np.ndarray]) -> float:
+    """The pixel scale a posterior file was made with (its meta__scale; 255 for old files)."""
+    return float(meta_of(post).get("scale", 255))
 
 
 def run_posterior_metrics(
@@ -271,14 +188,15 @@ def run_posterior_metrics(
                     "n_images": len(first["x"]), "region": "hidden pixels" if has_mask else "all pixels"}
             for s, post in posts.items():
                 t0 = time.time()
-                m = method_metrics(post, ae.decoder, clf, sigma_np, has_mask, n_classes, dev)
+                m = method_metrics(post, ae.decoder, clf, sigma_np, has_mask, n_classes, scale_of(post), dev)
                 rows.append(base | {"method": METHODS[s], "n_samples": post["samples_z"].shape[1]} | m)
                 log(f"{name} / {s}: PSNR MAP {m['psnr_map']:.2f} dB, mean {m['psnr_mean']:.2f} dB, "
-                    f"95 % cover {m['cover95']:.3f}, class share {m['class_share']:.3f} ({time.time() - t0:.1f} s)")
-            m = ae_baseline_metrics(first, ae, clf, has_mask, dev)
+                    f"predictive 95 % cover digit / background px {m['pred_cover_fg_95']:.3f} / "
+                    f"{m['pred_cover_bg_95']:.3f}, class share {m['class_share']:.3f} ({time.time() - t0:.1f} s)")
+            m = ae_baseline_metrics(first, ae, clf, sigma_np, has_mask, scale_of(first), dev)
             rows.append(base | {"method": METHODS["ae"], "n_samples": 0} | m)
     table = pd.DataFrame(rows)
-    for key, _ in METRIC_COLUMNS:
+    for key in [c for c, _ in METRIC_COLUMNS] + calibration_columns():
         if key not in table:
             table[key] = np.nan
     with io.atomic_path(out_csv) as tmp:
@@ -286,41 +204,6 @@ def run_posterior_metrics(
     with io.atomic_path(out_md) as tmp:
         tmp.write_text(metrics_markdown(table))
     return table
-
-
-def _cell(column: str, value: float) -> str:
-    if column.startswith("psnr") or column.startswith("n_modes"):
-        return f"{value:.2f}"
-    return f"{value:.3g}" if column == "map_newton_decrement" else f"{value:.3f}"
-
-
-def metrics_markdown(table: pd.DataFrame) -> str:
-    """Markdown rendering of posterior_metrics.csv (one block per corruption)."""
-    lines = [
-        "# Posterior analysis of corrupted MNIST test images (paper Sec. 2.3, 4.2, Fig. 6)",
-        "",
-        "The paper shows Fig. 6 only qualitatively and reports no numbers; these are ours. PSNR/SSIM: on the "
-        "hidden pixels for masks, on all pixels for noise (pixels in [−0.5, 0.5], data range 1); "
-        "MAP = best mode, mean = mean of the decoded posterior samples. Cover: share of true pixels inside the "
-        "pixel-wise central 68 % / 95 % interval of the decoded samples g(z), and (+σ) of g(z) + σ ε with the "
-        "Eq. 8 σ. Class columns: a CNN trained on the MNIST training split labels the samples / the MAP. "
-        "Modes: distinct Laplace components per image (all / with weight ≥ 1 %); top weight: the largest. "
-        "MAP Newton decrement: median ½∇ᵀH⁻¹∇ at the MAP, the log-posterior gain a Newton step would still "
-        "predict (≈ 0 when the Adam schedule has converged).",
-        "",
-    ]
-    cols = [c for c, _ in METRIC_COLUMNS]
-    heads = [h for _, h in METRIC_COLUMNS]
-    for name, grp in table.groupby("corruption", sort=False):
-        first = grp.iloc[0]
-        lines += [f"## {name} (mask {first['mask']}, σ_noise {first['noise']}, {first['n_images']} images, "
-                  f"{first['region']})", "", "| method | " + " | ".join(heads) + " |",
-                  "|---|" + "---:|" * len(heads)]
-        for _, r in grp.iterrows():
-            cells = ["—" if pd.isna(r[c]) else _cell(c, r[c]) for c in cols]
-            lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------

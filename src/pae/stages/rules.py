@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pae.files.datasets import KINDS, expected_shape, validate_registry
+from pae.files.datasets import KINDS, expected_shape, is_ood_only, validate_registry
 from pae.files.io import npz_shapes
 from pae.science.posterior import PosteriorSettings
 from pae.settings import OOD, Settings
@@ -110,9 +110,12 @@ def dataset_registry(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def trained_datasets(settings: Settings) -> list[str]:
-    """The names in config `datasets` (what `all` trains), in order."""
+    """The names in config `datasets` (what `all` trains), in order; OoD-only entries (ood_only: true) are
+    not trained (they enter through ood.sets)."""
     value = settings.datasets
-    return list(value) if isinstance(value, Mapping) else [str(v) for v in value]
+    names = list(value) if isinstance(value, Mapping) else [str(v) for v in value]
+    registry = dataset_registry(settings)
+    return [n for n in names if not is_ood_only(registry[n])]
 
 
 def has_labels(entry: Mapping[str, Any]) -> bool:
@@ -127,7 +130,7 @@ def training_dataset(settings: Settings, name: str, key: str) -> dict[str, Any]:
     if name not in registry:
         raise ValueError(f"config key {key} = {name!r} is not a dataset; name one of {sorted(registry)} "
                          "(or add an entry to `datasets`)")
-    if KINDS[registry[name]["kind"]].ood_only:
+    if is_ood_only(registry[name]):
         raise ValueError(f"config key {key} = {name!r} is an OoD-only set (it has no training split); "
                          "name a training dataset")
     return registry[name]
@@ -140,7 +143,7 @@ def ood_sets(settings: Settings) -> list[dict[str, str]]:
     training_dataset(settings, settings.ood.in_dataset, "ood.in_dataset")
     sets = [{"transform": "none", "label": s["name"]} | dict(s) for s in settings.ood.sets]
     for s in sets:  # which images: the test split, or all of an OoD-only set (Omniglot's evaluation alphabets)
-        s["images"] = "all" if s["dataset"] in registry and KINDS[registry[s["dataset"]]["kind"]].ood_only else "test"
+        s["images"] = "all" if s["dataset"] in registry and is_ood_only(registry[s["dataset"]]) else "test"
     names = [s["name"] for s in sets]
     if len(set(names)) != len(names):
         raise ValueError(f"config key ood.sets: names must be unique, got {names}")
