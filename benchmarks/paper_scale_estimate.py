@@ -94,9 +94,10 @@ def n_scored(cfg: Mapping[str, Any]) -> int:
 
 def score_jobs(cfg: Mapping[str, Any]) -> set[tuple[str, int]]:
     """(part, K) of every ood_scores job per seed: Table 2's rows and Fig. 5's density + recon parts."""
+    from pae.settings import Settings
     from pae.stages.rules import table2_plan
 
-    jobs = set(table2_plan(cfg).values())
+    jobs = set(table2_plan(Settings.from_config(cfg)).values())
     if cfg["ood"]["map_steps"] == 0:
         jobs = {j for j in jobs if j[0] != "map"}
     for K in cfg["ood"]["fig5_K"]:

@@ -397,6 +397,7 @@ def test_docs_show_the_tested_example(repo_root):
 # ---------------------------------------------------------------------------------------------- OoD-only user sets
 def test_ood_only_user_npz_and_folder_are_one_set_without_split(tmp_path):
     """An .npz with one array x, or a folder of images, as an OoD set: all images, no split fractions."""
+    from pae.settings import Settings
     from pae.stages.rules import ood_sets, trained_datasets, training_dataset
 
     x = gray(7)
@@ -419,6 +420,7 @@ def test_ood_only_user_npz_and_folder_are_one_set_without_split(tmp_path):
     config["datasets"] = {"fmnist": None, "mine": {"kind": "npz", "path": str(npz), "ood_only": True}}
     config["ood"]["sets"] = [{"name": "mine", "dataset": "mine"}]
     config["ood"]["fig5_set"] = "mine"
+    config = Settings.from_config(config)
     assert ood_sets(config)[0]["images"] == "all"
     assert trained_datasets(config) == ["fmnist"]
     with pytest.raises(ValueError, match="OoD-only set"):

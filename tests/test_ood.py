@@ -445,8 +445,7 @@ def test_map_convergence_is_recorded_and_summarised_in_the_table_notes(tiny_run,
         assert mapped[f"laplace_map_grad__{name}"].shape == (4,)
         assert np.median(g) < 0.5 * np.median(g0), name  # the MAP moved towards a stationary point
     ks = {"eq12_map": 4, "laplace": 4}
-    settings = {"recon_sigma": "unweighted", "map_steps": 60, "map_lr": 0.01, "map_count": 8, "laplace_count": 4,
-                "iwae_samples": 1, "iwae_count": None, "vae_sigma": 0.01}
+    settings = job(map_steps=60, map_lr=0.01, map_count=8, laplace_count=4, iwae_samples=1, vae_sigma=0.01)
     files = {"eq12_map": [tmp_path / "m.npz"], "laplace": [tmp_path / "m.npz"]}
     run_make_table2(files, tmp_path / "t.csv", tmp_path / "t.md", ks, settings, EXPERIMENT, log=lambda s: None)
     md = (tmp_path / "t.md").read_text()
