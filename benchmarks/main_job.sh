@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job timed from a fresh clone: `make venv` (environment), then `make table2` (workflow), then the
-# per-stage report of benchmarks/main_job.py with both wall times. Run it in a fresh clone: an existing
-# results/quick or .venv is reused and makes the timing meaningless. Cores: CORES (default 2).
-# Offline: PAE_DATA_MIRROR=/path/to/mirror bash benchmarks/main_job.sh
+# A make target timed from a fresh clone: `make venv` (environment), then `make TARGET` (workflow; default
+# table2, the main job; TARGET=paper-quick for the whole quick paper), then the per-stage report of
+# benchmarks/main_job.py with both wall times. Run it in a fresh clone: an existing results/quick or .venv is
+# reused and makes the timing meaningless. Cores: CORES (default 2).
+# Offline: PAE_DATA_MIRROR=/path/to/mirror TARGET=paper-quick bash benchmarks/main_job.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -e results/quick ] || [ -e .venv ]; then
@@ -13,7 +14,10 @@ seconds() { python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.a
 t0=$(now)
 make venv
 t1=$(now)
-make table2 CORES="${CORES:-2}"
+make "${TARGET:-table2}" CORES="${CORES:-2}"
 t2=$(now)
 .venv/bin/python benchmarks/main_job.py --out results/quick --setup "$(seconds "$t0" "$t1")" \
   --wall "$(seconds "$t1" "$t2")" --cores "${CORES:-2}"
+echo "target: make ${TARGET:-table2} with ${CORES:-2} cores"
+# disk: the environment, the downloads, the preprocessed arrays and the run's outputs (README, "Quick start")
+du -sh .venv data/raw data/processed results/quick
