@@ -181,7 +181,7 @@ def test_report_shows_the_reverse_table_from_its_own_folder(tmp_path):
     fake_results(out)
     reverse.mkdir()
     table2_frame(1).assign(paper=float("nan"), difference=float("nan")).to_csv(reverse / "table2.csv", index=False)
-    blocks, record = build_report(out, {}, reverse)
+    blocks, record = build_report(out, None, reverse)
     assert "Table 2 in reverse: MNIST in-distribution (not in the paper)" in record["present"]
     assert record["values"]["Reverse Table 2 · PAE density · MNIST"]["paper"] is None
 
@@ -199,7 +199,7 @@ def test_snapshot_is_named_after_the_reports_output_folder(tmp_path):
     assert {p.name for p in written} == {"quick.md", "quick.html", "quick.json", "fig5.png"}
     md = (docs / "quick.md").read_text()
     assert "](quick/fig5.png)" in md and "](figures/" not in md and (docs / "quick" / "fig5.png").exists()
-    _, values = build_report(out, {}, tmp_path / "none")
+    _, values = build_report(out, None, tmp_path / "none")
     assert json.loads((docs / "quick.json").read_text())["values"] == values["values"]
 
 

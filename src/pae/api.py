@@ -270,7 +270,22 @@ def _read_info(folder: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path} is unreadable ({err}); save the model again") from err
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ValueError(f"{path} was not written by pae's save(); save the model again")
+    missing = sorted({"model", "seed", "settings", "history"} - set(info))
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}; it is incomplete: save the model again")
     return info
+
+
+def _saved(info: dict[str, Any] | None, net_meta: Mapping[str, Any], accepted: tuple[str, ...]
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(constructor keywords, training history) of a saved model: the settings sections of its model.json
+    that the class takes (`accepted`) and its seed; for a workflow run folder (no model.json) the paper's
+    defaults at the data scale its network file records (the training settings in its meta), seed 0 and no
+    history."""
+    if info is None:
+        return {"data": {"scale": float(net_meta["settings"]["scale"])}, "seed": 0}, {}
+    sections = {k: v for k, v in info["settings"].items() if k in accepted}
+    return {**sections, "seed": int(info["seed"])}, info["history"]
 
 
 def _model_folder(path: str | Path) -> Path:
@@ -562,10 +577,8 @@ class PAE(_ImageModel):
         net, meta = load_model(folder / "ae.pt", "cpu")
         if not isinstance(net, AutoEncoder) or isinstance(net, VAE):
             raise ValueError(f"{folder / 'ae.pt'} holds a {type(net).__name__}, not the PAE's AutoEncoder")
-        settings = (info or {}).get("settings", {})
-        data = settings.get("data") or {"scale": meta.get("settings", {}).get("scale", 255)}
-        model = cls(net.latent_dim, ae=settings.get("ae"), flow=settings.get("flow"), data=data,
-                    ood=settings.get("ood"), device=device, seed=int((info or {}).get("seed", 0)), verbose=verbose)
+        kwargs, history = _saved(info, meta, ("ae", "flow", "data", "ood"))
+        model = cls(net.latent_dim, **kwargs, device=device, verbose=verbose)
         model.net = net.to(model.device).eval()
         if not (folder / "flow.pt").is_file():
             model._log(f"{folder} has no flow.pt: loaded the auto-encoder only (no sampling or density scores)")
@@ -574,7 +587,7 @@ class PAE(_ImageModel):
         if model.flow is not None and model.flow.K != net.latent_dim:
             raise ValueError(f"{folder}: flow.pt has K={model.flow.K}, ae.pt K={net.latent_dim}; they are not one PAE")
         model.image_shape = tuple(net.image_shape)
-        model.history = (info or {}).get("history", {})
+        model.history = history
         stats = folder / "ae_stats.npz"
         if stats.is_file():
             from pae.files.artifacts import load_sigma
@@ -659,7 +672,7 @@ class VAE(_ImageModel):
         """Per-image score, float64 (N,), higher = more in-distribution: ``elbo`` (Eq. 15 with β = 1 and the
         objective's σ, averaged over `samples` draws of q(z|x)), ``iwae`` (importance-weighted bound with
         `samples` draws; Burda et al. 2016) or ``recon`` (−Σ_i (x_i − g(μ(x))_i)²). samples defaults to
-        ood.iwae_samples when that key exists, else 1."""
+        ood.iwae_samples (the paper's k = 100)."""
         import torch
 
         kinds = ("elbo", "iwae", "recon")
@@ -677,7 +690,7 @@ class VAE(_ImageModel):
         from pae.science.images import to_model_input
         from pae.science.vae import vae_scores
 
-        k = int(samples if samples is not None else ood.get("iwae_samples", 1))
+        k = int(samples if samples is not None else self.typed.ood.iwae_samples)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         out = []
         self.net.eval()
@@ -695,7 +708,8 @@ class VAE(_ImageModel):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         save_model(folder / f"{self.model_name}.pt", self.net,
-                   {"latent_dim": self.latent_dim, "objective": self.objective})
+                   {"latent_dim": self.latent_dim, "objective": self.objective,
+                    "settings": dataclasses.asdict(self._training())})
         self._write_info(folder)
         return folder
 
@@ -713,13 +727,12 @@ class VAE(_ImageModel):
         net, meta = load_model(file, "cpu")
         if not isinstance(net, VAENet):
             raise ValueError(f"{file} holds a {type(net).__name__}, not a VAE")
-        settings = (info or {}).get("settings", {})
-        objective = settings.get("vae", {}).get("models", {}).get(cls.model_name) or meta.get("objective")
-        model = cls(net.latent_dim, objective=objective, ae=settings.get("ae"), data=settings.get("data"),
-                    ood=settings.get("ood"), device=device, seed=int((info or {}).get("seed", 0)), verbose=verbose)
+        kwargs, history = _saved(info, meta, ("ae", "data", "ood"))
+        objective = meta["objective"] if info is None else info["settings"]["vae"]["models"][cls.model_name]
+        model = cls(net.latent_dim, objective=objective, **kwargs, device=device, verbose=verbose)
         model.net = net.to(model.device).eval()
         model.image_shape = tuple(net.image_shape)
-        model.history = (info or {}).get("history", {})
+        model.history = history
         return model
 
 
@@ -738,7 +751,7 @@ def load(path: str | Path, device: str = "auto", verbose: bool = True) -> PAE | 
     folder without one loads as a PAE)."""
     folder = _model_folder(path)
     info = _read_info(folder)
-    name = (info or {}).get("model", "pae")
+    name = "pae" if info is None else info["model"]
     if name not in MODELS:
         raise ValueError(f"{folder / INFO_FILE}: unknown model {name!r}; expected one of {sorted(MODELS)}")
     return MODELS[name].load(folder, device=device, verbose=verbose)  # type: ignore[attr-defined]

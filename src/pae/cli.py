@@ -209,7 +209,7 @@ def _fid_extractor(args: argparse.Namespace) -> Any:
 
 
 def _fid_input(args: argparse.Namespace, path: str, flag: str) -> tuple[Any, ...]:
-    """("stats", mu, sigma, n_images, image shape or None) of a statistics file, or ("images", x), checked."""
+    """("stats", mu, sigma, n_images or None, image shape or None) of a statistics file, or ("images", x), checked."""
     from pae.files.user_images import is_fid_stats, load_fid_stats
 
     if is_fid_stats(path):
@@ -219,7 +219,8 @@ def _fid_input(args: argparse.Namespace, path: str, flag: str) -> tuple[Any, ...
                 raise UsageError(f"{path}: statistics of {key} {meta[key]!r}, but this FID uses {want!r}; pass "
                                  f"--{key} {meta[key]} or make the statistics again ({flag})")
         shape = tuple(int(v) for v in str(meta["image_shape"]).split("x")) if meta.get("image_shape") else None
-        return "stats", mu, sigma, int(meta.get("n_images", 0)), shape
+        n_images = int(meta["n_images"]) if "n_images" in meta else None  # pytorch-fid's files do not record it
+        return "stats", mu, sigma, n_images, shape
     x = read_images(path, args.key, net_shape=False)
     if len(x) < 2 or x.shape[1] not in (1, 3):
         raise UsageError(f"{path}: FID needs at least 2 images with 1 or 3 channels, got shape {x.shape}")
@@ -227,7 +228,7 @@ def _fid_input(args: argparse.Namespace, path: str, flag: str) -> tuple[Any, ...
 
 
 def _fid_statistics(args: argparse.Namespace, source: tuple[Any, ...], extractor: list[Any]
-                    ) -> tuple[np.ndarray, np.ndarray, int, tuple[int, ...] | None]:
+                    ) -> tuple[np.ndarray, np.ndarray, int | None, tuple[int, ...] | None]:
     from pae.science.features import image_statistics
 
     if source[0] == "stats":
@@ -269,7 +270,11 @@ def cmd_fid(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.fake}: {len(mu2)} features, but {args.real} has {len(mu1)}; use statistics of the "
                          "same --features")
     value = frechet_distance(mu1, s1, mu2, s2)
-    print(f"FID ({args.features}) {value:.4f}  real {args.real} ({n1} images), fake {args.fake} ({n2} images)")
+    print(f"FID ({args.features}) {value:.4f}  real {args.real} ({_count(n1)}), fake {args.fake} ({_count(n2)})")
+
+
+def _count(n_images: int | None) -> str:
+    return "image count not recorded" if n_images is None else f"{n_images} images"
 
 
 def cmd_posterior(args: argparse.Namespace) -> None:

@@ -141,7 +141,7 @@ def _resolve(sub: Any, root: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _accepts(sub: Mapping[str, Any], value: Any, root: Mapping[str, Any]) -> bool:
-    schema = {**sub, "definitions": root.get("definitions", {})}
+    schema = {**sub, "definitions": root["definitions"]}
     return jsonschema.Draft202012Validator(schema).is_valid(value)
 
 

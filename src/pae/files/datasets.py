@@ -97,7 +97,8 @@ KINDS: dict[str, Kind] = {
 def is_ood_only(entry: Mapping[str, Any]) -> bool:
     """Whether a normalised entry yields one OoD set ``x`` (Omniglot, or a user entry with ood_only: true)
     instead of train/valid/test splits."""
-    return KINDS[entry["kind"]].ood_only or bool(entry.get("ood_only", False))
+    kind = KINDS[entry["kind"]]
+    return kind.ood_only or ("ood_only" in kind.options and bool(entry["ood_only"]))
 
 
 BUILTIN_SOURCES = {"fmnist": "fmnist", "mnist": "mnist", "celeba": "celeba"}  # kind → pae.files.data.DATASETS key

@@ -81,12 +81,12 @@ class Corruption:
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any]) -> Corruption:
         """From one entry of config posterior.corruptions; errors name the key."""
-        unknown = set(spec) - {"mask", "hidden_cols", "hidden_fraction", "noise"}
+        unknown = set(spec) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"config key posterior.corruptions.{name}: unknown field(s) {sorted(unknown)}")
-        try:
-            return cls(mask=str(spec.get("mask", "none")), hidden_cols=int(spec.get("hidden_cols", 0)),
-                       hidden_fraction=float(spec.get("hidden_fraction", 0.0)), noise=float(spec.get("noise", 0.0)))
+        types = {"mask": str, "hidden_cols": int, "hidden_fraction": float, "noise": float}
+        try:  # a field the entry leaves out is the dataclass's "no such part" default
+            return cls(**{key: types[key](value) for key, value in spec.items()})
         except ValueError as err:
             raise ValueError(f"config key posterior.corruptions.{name}: {err}") from err
 

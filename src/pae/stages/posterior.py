@@ -76,13 +76,13 @@ def run_posterior(
     corruption: Mapping[str, Any],
     space: str,
     settings: Mapping[str, Any],
-    flow_path: str | Path | None = None,
-    n_images: int = 100,
-    seed: int = 0,
-    scale: float = 255,
-    sigma_floor: float | None = None,
-    device: str = "auto",
-    threads: int | None = None,
+    flow_path: str | Path | None,
+    n_images: int,
+    seed: int,
+    scale: float,
+    sigma_floor: float | None,
+    device: str,
+    threads: int | None,
     log: Callable[[str], None] = print,
 ) -> dict[str, np.ndarray]:
     """Rule posterior: corrupt the first n_images test images, run `posterior_analysis` in `space` (u with the
@@ -146,8 +146,8 @@ def run_posterior(
 
 
 def scale_of(post: Mapping[str, np.ndarray]) -> float:
-    """The pixel scale a posterior file was made with (its meta__scale; 255 for old files)."""
-    return float(meta_of(post).get("scale", 255))
+    """The pixel scale a posterior file was made with (its meta__scale)."""
+    return float(meta_of(post)["scale"])
 
 
 def run_posterior_metrics(
@@ -183,8 +183,8 @@ def run_posterior_metrics(
                     raise ValueError(f"posterior files of corruption {name!r} saw different corrupted images; "
                                      "delete them and rerun the posterior rule")
             meta = meta_of(first)
-            has_mask = meta.get("mask", "none") != "none"
-            base = {"corruption": name, "mask": meta.get("mask"), "noise": meta.get("noise"),
+            has_mask = meta["mask"] != "none"
+            base = {"corruption": name, "mask": meta["mask"], "noise": meta["noise"],
                     "n_images": len(first["x"]), "region": "hidden pixels" if has_mask else "all pixels"}
             for s, post in posts.items():
                 t0 = time.time()
@@ -254,9 +254,9 @@ def run_make_fig6(
         if not 0 <= i < len(post["x"]):
             raise ValueError(f"config key posterior.fig6_examples: index {i} of {name!r} is outside the "
                              f"{len(post['x'])} analysed images (posterior.n_images)")
-        scale = float(meta_of(post).get("scale", 255))
+        scale = scale_of(post)
         rows.append({"name": name, "i": i, "post": post, "scale": scale,
-                     "has_mask": meta_of(post).get("mask", "none") != "none"})
+                     "has_mask": meta_of(post)["mask"] != "none"})
     main = next((r for r in rows if r["has_mask"]), rows[0])
     p, i = main["post"], main["i"]
     mix = LaplaceMixture(
@@ -277,7 +277,7 @@ def run_make_fig6(
         truths=np.stack([r["post"]["x"][r["i"]].astype(np.float64) / r["scale"] - 0.5 for r in rows]),
         labels=[f"{r['name']} #{r['i']}" for r in rows],
         marginal={"samples": u[:, dims], "modes": p["modes_u"][i][keep][:, dims], "weights": w[keep], "dims": dims,
-                  "title": f"{main['name']} #{i}", "symbol": str(meta_of(p).get("space", "u"))},
+                  "title": f"{main['name']} #{i}", "symbol": str(meta_of(p)["space"])},
         samples=xs,
         sample_observed=p["observed"][i],
     )

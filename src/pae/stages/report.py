@@ -102,15 +102,18 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame.apply(lambda col: col.map(value))
 
 
-def provenance_blocks(prov: Mapping[str, Any], out_dir: Path) -> list[fmt.Block]:
-    """Commit, config hash, device, packages, wall time per stage, and the records beside the tables."""
-    git = prov.get("git", {})
+def provenance_blocks(prov: Mapping[str, Any] | None, out_dir: Path) -> list[fmt.Block]:
+    """Commit, config hash, device, packages, wall time per stage (`collect_provenance`'s record), and the
+    records beside the tables; a report built without a record (None) says so."""
+    if prov is None:
+        return [("h", 2, "Provenance"), ("p", "No provenance record: this report was built outside the workflow.")]
+    git = prov["git"]
     code = (f"`{git['commit']}`" + (" with uncommitted changes" if git.get("dirty") else "")
             + (f" on `{git['branch']}`" if git.get("branch") else "")) if git.get("commit") \
         else f"unknown ({git.get('error')})"
-    dev = prov.get("device", {})
-    items = [f"report written (UTC): {prov.get('created_utc')}", f"code: {code}",
-             f"config hash: `{prov.get('config_hash')}` (SHA-256 of the resolved configuration)",
+    dev = prov["device"]
+    items = [f"report written (UTC): {prov['created_utc']}", f"code: {code}",
+             f"config hash: `{prov['config_hash']}` (SHA-256 of the resolved configuration)",
              f"host: {dev.get('cpu_model')} × {dev.get('cpu_count')} CPUs; GPUs: "
              f"{', '.join(dev.get('cuda_devices') or []) or 'none'}; Python {dev.get('python')}"]
     if prov.get("devices_used"):
@@ -124,17 +127,17 @@ def provenance_blocks(prov: Mapping[str, Any], out_dir: Path) -> list[fmt.Block]
             items.append(f"`{table}.provenance.json`: commit `{(rec.get('git') or {}).get('commit')}`, config hash "
                          f"`{rec.get('config_hash')}`" + ("" if same else " (differs from this report's)"))
     blocks: list[fmt.Block] = [("h", 2, "Provenance"), ("list", items)]
-    packages = [[name, version or "not installed"] for name, version in prov.get("packages", {}).items()]
+    packages = [[name, version or "not installed"] for name, version in prov["packages"].items()]
     blocks += [("h", 3, "Packages"), ("table", ["package", "version"], packages)]
-    stages = {k: v for k, v in prov.get("stages", {}).items() if not k.startswith("_")}
+    stages = {k: v for k, v in prov["stages"].items() if not k.startswith("_")}
     blocks.append(("h", 3, "Wall time per stage"))
     if stages:
         rows = [[rule, str(st["jobs"]), f"{st['total_s']:.1f}", f"{st['max_s']:.1f}"] for rule, st in stages.items()]
-        rows.append(["sum over jobs (parallel jobs overlap)", "", f"{prov.get('total_job_s', 0.0):.1f}", ""])
+        rows.append(["sum over jobs (parallel jobs overlap)", "", f"{prov['total_job_s']:.1f}", ""])
         blocks += [("p", "Seconds per rule, from the Snakemake benchmark files of the run."),
                    ("table", ["stage", "jobs", "total s", "longest job s"], rows)]
     else:
-        blocks.append(("p", f"No benchmark files under `{prov.get('benchmarks_dir')}`."))
+        blocks.append(("p", f"No benchmark files under `{prov['benchmarks_dir']}`."))
     return blocks
 
 
@@ -167,7 +170,7 @@ def shown_path(path: Path, out_dir: Path) -> str:
         return path.as_posix()
 
 
-def build_report(out_dir: str | Path, prov: Mapping[str, Any], reverse_dir: str | Path,
+def build_report(out_dir: str | Path, prov: Mapping[str, Any] | None, reverse_dir: str | Path,
                  notes: Iterable[str] = ()) -> tuple[list[fmt.Block], dict[str, Any]]:
     """The report's blocks and its values (report.json) from what exists under `out_dir` now."""
     out_dir = Path(out_dir)
@@ -207,8 +210,9 @@ def build_report(out_dir: str | Path, prov: Mapping[str, Any], reverse_dir: str 
         ("list", [f"present: {', '.join(present) or 'nothing yet'}", f"not run yet: {', '.join(missing) or 'nothing'}"]),
     ]
     blocks = head + body + provenance_blocks(prov, out_dir)
-    record = {"outdir": out_dir.as_posix(), "created_utc": prov.get("created_utc"),
-              "commit": (prov.get("git") or {}).get("commit"), "config_hash": prov.get("config_hash"),
+    record = {"outdir": out_dir.as_posix(), "created_utc": None if prov is None else prov["created_utc"],
+              "commit": None if prov is None else prov["git"]["commit"],
+              "config_hash": None if prov is None else prov["config_hash"],
               "present": present, "missing": missing, "figures": [r for r, _ in FIGURES if (out_dir / r).exists()],
               "values": values}
     return blocks, record
@@ -220,7 +224,7 @@ def run_write_report(out_dir: str | Path, md_path: str | Path, html_path: str | 
     """Rule write_report: report.md, report.html and report.json of `out_dir`, each written atomically."""
     prov = collect_provenance(config, repo_dir, bench_dir, out_dir=out_dir, rules=rules)
     blocks, record = build_report(out_dir, prov, reverse_dir)
-    title = f"PAE reproduction report: {Path(out_dir).as_posix()}"
+    title = f"PAE reproduction report: {Path(out_dir).name}"
     with atomic_path(md_path) as tmp:
         tmp.write_text(fmt.render_markdown(blocks))
     with atomic_path(html_path) as tmp:
