@@ -351,6 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_fit(sub, d)
+    _add_sample(sub)
+    _add_score(sub)
+    _add_fid(sub)
+    _add_posterior(sub, d)
+    return parser
+
+
+def _add_fit(sub: Any, d: dict[str, Any]) -> None:
+    """The `pae fit` subcommand and its options."""
     p = sub.add_parser("fit", help="train a PAE (auto-encoder, then flow) or a VAE baseline",
                        description="Train the auto-encoder on Eq. 2, then the normalizing flow on its latents "
                                    "(Eq. 4-5), and save the model folder.")
@@ -384,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_fit)
 
+
+def _add_sample(sub: Any) -> None:
+    """The `pae sample` subcommand and its options."""
     p = sub.add_parser("sample", help="draw images from a fitted model",
                        description="Draw samples x = g(b⁻¹(u)), u ~ N(0, T²I) (Eq. 6) from a PAE, or g(z), "
                                    "z ~ N(0, T²I) from a VAE.")
@@ -399,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_sample)
 
+
+def _add_score(sub: Any) -> None:
+    """The `pae score` subcommand and its options."""
     p = sub.add_parser("score", help="out-of-distribution detection: AUROC, AUPR, FPR@95",
                        description="Score in-distribution and OoD images with a fitted model and print AUROC, "
                                    "AUPR and the false-positive rate at 95% true-positive rate (OoD = positive).")
@@ -413,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_score)
 
+
+def _add_fid(sub: Any) -> None:
+    """The `pae fid` subcommand and its options."""
     p = sub.add_parser("fid", help="Fréchet distance between two image sets",
                        description="FID between two image sets with Inception (pytorch-fid's weights; the paper's "
                                    "protocol: per-image min-max normalisation) or domain-classifier features.")
@@ -437,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_fid)
 
+
+def _add_posterior(sub: Any, d: dict[str, Any]) -> None:
+    """The `pae posterior` subcommand and its options."""
     post = d["posterior"]
     p = sub.add_parser("posterior", aliases=["inpaint", "denoise"],
                        help="inpaint and/or denoise images with uncertainty (MAP, posterior samples, intervals)",
@@ -470,7 +492,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="a new folder for the results")
     _common(p)
     p.set_defaults(func=cmd_posterior)
-    return parser
 
 
 def _one_line(err: BaseException) -> str:

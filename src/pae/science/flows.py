@@ -377,43 +377,19 @@ def train_flow(
     Returns the per-epoch history (train_nll, valid_nll in nats per latent vector, lr, seconds).
     """
     device = torch.device(device)
-    K = flow.K
-    zt = torch.as_tensor(check_latents(z_train, K, "z_train"), device=device)
-    zv = torch.as_tensor(check_latents(z_valid, K, "z_valid"), device=device)
-    epochs, batch_size = int(training.epochs), int(training.batch_size)
-    noise = float(training.latent_noise)
+    zt = torch.as_tensor(check_latents(z_train, flow.K, "z_train"), device=device)
+    zv = torch.as_tensor(check_latents(z_valid, flow.K, "z_valid"), device=device)
     gen = torch.Generator(device=device).manual_seed(int(seed))
     flow.to(device).train()
-    noise_scale = noise * flow.standardizer.scale  # (K,): the identity scale when flow.standardize is false
     opt = torch.optim.Adam(flow.parameters(), lr=_lr_at(0, training))
-    n = len(zt)
-    bs = min(batch_size, n)
-    steps = n // bs
     hist: dict[str, list[float]] = {"epoch": [], "train_nll": [], "valid_nll": [], "lr": [], "seconds": []}
     best, best_state, best_epoch = math.inf, None, -1
-    for epoch in range(epochs):
+    for epoch in range(int(training.epochs)):
         t0 = time.perf_counter()
         lr = _lr_at(epoch, training)
         for g in opt.param_groups:
             g["lr"] = lr
-        perm = torch.randperm(n, generator=gen, device=device)
-        flow.train()
-        total = 0.0
-        for s in range(steps):
-            zb = zt[perm[s * bs : (s + 1) * bs]]
-            if noise > 0:  # σ in units of each latent's std: N(0, σ²) added after standardisation
-                zb = zb + noise_scale * torch.randn(zb.shape, generator=gen, device=device)
-            loss = -flow.log_prob(zb).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"flow training diverged (NLL={loss.item()}) at epoch {epoch + 1}, step {s + 1}: "
-                    "lower flow.lr, raise flow.latent_noise, or check the latents for outliers"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        train_nll = total / steps
+        train_nll = _flow_epoch(flow, opt, zt, training, gen, epoch)
         valid_nll = mean_nll(flow, zv)
         if not math.isfinite(valid_nll):
             raise FloatingPointError(
@@ -422,7 +398,7 @@ def train_flow(
         secs = time.perf_counter() - t0
         for key, val in zip(hist, (epoch + 1, train_nll, valid_nll, lr, secs), strict=True):
             hist[key].append(val)
-        log(f"epoch {epoch + 1}/{epochs}  train_nll {train_nll:.4f}  valid_nll {valid_nll:.4f}  "
+        log(f"epoch {epoch + 1}/{training.epochs}  train_nll {train_nll:.4f}  valid_nll {valid_nll:.4f}  "
             f"lr {lr:.2e}  {secs:.1f}s")
         if valid_nll < best:
             best, best_epoch = valid_nll, epoch + 1
@@ -433,6 +409,35 @@ def train_flow(
     hist["best_epoch"] = [best_epoch]
     log(f"kept epoch {best_epoch} (best validation NLL {best:.4f})")
     return hist
+
+
+def _flow_epoch(flow: LatentFlow, opt: torch.optim.Optimizer, zt: torch.Tensor, training: FlowTraining,
+                gen: torch.Generator, epoch: int) -> float:
+    """One reshuffled pass of Adam steps on the mean NLL (Eq. 5), last partial batch dropped, with
+    N(0, (latent_noise · std_k)²) added to each batch; returns the epoch's mean training NLL."""
+    noise = float(training.latent_noise)
+    noise_scale = noise * flow.standardizer.scale  # (K,): the identity scale when flow.standardize is false
+    n = len(zt)
+    bs = min(int(training.batch_size), n)
+    steps = n // bs
+    perm = torch.randperm(n, generator=gen, device=zt.device)
+    flow.train()
+    total = 0.0
+    for s in range(steps):
+        zb = zt[perm[s * bs : (s + 1) * bs]]
+        if noise > 0:  # σ in units of each latent's std: N(0, σ²) added after standardisation
+            zb = zb + noise_scale * torch.randn(zb.shape, generator=gen, device=zt.device)
+        loss = -flow.log_prob(zb).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"flow training diverged (NLL={loss.item()}) at epoch {epoch + 1}, step {s + 1}: "
+                "lower flow.lr, raise flow.latent_noise, or check the latents for outliers"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item()
+    return total / steps
 
 
 def fit_flow(

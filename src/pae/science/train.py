@@ -206,22 +206,14 @@ def fit(
     """
     s = TrainSettings.coerce(settings)
     device = resolve_device(s.device)
-    xt, xv = _as_uint8(x_train, "x_train"), _as_uint8(x_valid, "x_valid")
-    expected = tuple(getattr(model, "image_shape", xt.shape[1:]))
-    for name, x in (("x_train", xt), ("x_valid", xv)):
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(f"{name}: images have shape {tuple(x.shape[1:])}, the model expects {expected}")
-    n = xt.shape[0]
-    steps_per_epoch = n // s.batch_size  # drop the remainder, as the original (drop_remainder=True)
+    xt, xv = _checked_images(model, x_train, x_valid)
+    steps_per_epoch = xt.shape[0] // s.batch_size  # drop the remainder, as the original (drop_remainder=True)
     if steps_per_epoch == 0:
         raise ValueError(
-            f"training setting 'batch_size' = {s.batch_size} exceeds the {n} training images; lower it"
+            f"training setting 'batch_size' = {s.batch_size} exceeds the {xt.shape[0]} training images; lower it"
         )
-    memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    model.to(device=device, memory_format=_memory_format(s))
     optimizer = _make_optimizer(model, s.lr, device)
-    bf16 = s.precision == "bf16"
-
     torch.manual_seed(s.seed)  # dropout and reparameterisation noise (CPU and CUDA default generators)
     gens = {
         "order": torch.Generator().manual_seed(s.seed),  # permutations and rotation angles
@@ -233,85 +225,105 @@ def fit(
         "loss": _loss_identity(loss_fn),
         "data": data_fingerprint(xt, xv),
     }
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    ckpt = checkpoint
-    state = ckpt.load() if ckpt is not None else None
-    if state is not None:
-        if state.get("identity") != identity:
-            saved = state["identity"] if isinstance(state.get("identity"), dict) else {}
-            stale = sorted(k for k in identity if saved.get(k) != identity[k])
-            log(f"checkpoint {ckpt.name} differs in {stale}; ignoring it and training from scratch")
-        else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            _set_rng_state(state["rng"], gens, device)
-            start_epoch, history = int(state["epoch"]), list(state["history"])
-            log(f"resumed from {ckpt.name} after epoch {start_epoch}/{s.epochs}")
-
+    start_epoch, history = _resume(checkpoint, identity, model, optimizer, gens, device, s.epochs, log)
     xt_dev = xt.to(device)
     for epoch in range(start_epoch, s.epochs):
         t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=gens["order"])[: steps_per_epoch * s.batch_size]
-        order = order.view(steps_per_epoch, s.batch_size).to(device)
-        losses: list[torch.Tensor] = []
-        sums: dict[str, torch.Tensor | float] = {}
-        bar = tqdm(
-            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{s.epochs}", file=sys.stderr,
-            leave=False, mininterval=5.0 if not sys.stderr.isatty() else 0.2, ncols=100, disable=not progress,
-        )  # fmt: skip
-        lr = s.lr
-        for i in bar:
-            step = epoch * steps_per_epoch + i
-            lr = learning_rate(s, step, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x = to_model_input(xt_dev[order[i]], s.scale, s.dequantize, gens["noise"])
-            if s.augmentation == "rotate":
-                angle = (torch.rand((), generator=gens["order"]) * 2 - 1) * s.rot_degrees
-                x = rotate_batch(x, angle)
-            x = x.contiguous(memory_format=memory_format)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, metrics = loss_fn(model, x, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach().float())
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
-            if (i + 1) % NAN_CHECK_EVERY == 0 or i + 1 == steps_per_epoch:
-                _check_finite(losses, epoch, steps_per_epoch)
-                bar.set_postfix(loss=f"{losses[-1].item():.4g}", refresh=False)
-        train_loss = float(torch.stack(losses).mean())
+        train_loss, means, lr = _train_epoch(model, loss_fn, optimizer, xt_dev, s, gens, epoch, steps_per_epoch,
+                                             progress)
         val_mse = reconstruction_mse(model, xv, s.scale, s.eval_batch_size, device)
         if not math.isfinite(val_mse):
             raise NonFiniteLossError(
                 f"validation MSE is {val_mse} after epoch {epoch + 1}; no model was written. "
                 "Lower the learning rate (config key 'ae.lr') or check the input data"
             )
-        entry = {"epoch": epoch + 1, "train_loss": train_loss}
-        entry.update({k: float(v) / steps_per_epoch for k, v in sums.items()})
-        entry.update({"val_mse": val_mse, "lr": lr, "seconds": time.perf_counter() - t0})
+        entry = {"epoch": epoch + 1, "train_loss": train_loss, **means, "val_mse": val_mse, "lr": lr,
+                 "seconds": time.perf_counter() - t0}
         history.append(entry)
-        if ckpt is not None and ((epoch + 1) % s.checkpoint_every == 0 or epoch + 1 == s.epochs):
-            ckpt.save(
-                {
-                    "identity": identity,
-                    "epoch": epoch + 1,
-                    "step": (epoch + 1) * steps_per_epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": _rng_state(gens, device),
-                    "history": history,
-                },
-            )
+        if checkpoint is not None and ((epoch + 1) % s.checkpoint_every == 0 or epoch + 1 == s.epochs):
+            checkpoint.save({"identity": identity, "epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
+                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "rng": _rng_state(gens, device), "history": history})
         log(
             f"epoch {epoch + 1}/{s.epochs} train_loss {train_loss:.6g} val_mse {val_mse:.6g} "
             f"lr {lr:.3g} seconds {entry['seconds']:.1f}"
         )
     model.eval()
     return history
+
+
+def _checked_images(model: nn.Module, x_train: np.ndarray | torch.Tensor, x_valid: np.ndarray | torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both splits as uint8 tensors of the model's image shape."""
+    xt, xv = _as_uint8(x_train, "x_train"), _as_uint8(x_valid, "x_valid")
+    expected = tuple(getattr(model, "image_shape", xt.shape[1:]))
+    for name, x in (("x_train", xt), ("x_valid", xv)):
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"{name}: images have shape {tuple(x.shape[1:])}, the model expects {expected}")
+    return xt, xv
+
+
+def _memory_format(s: TrainSettings) -> torch.memory_format:
+    return torch.channels_last if s.channels_last else torch.contiguous_format
+
+
+def _resume(checkpoint: Checkpoint | None, identity: dict[str, Any], model: nn.Module,
+            optimizer: torch.optim.Optimizer, gens: dict[str, torch.Generator], device: torch.device,
+            epochs: int, log: LogFn) -> tuple[int, list[dict[str, float]]]:
+    """(first epoch to train, history so far): from the checkpoint when it has this run's identity (model,
+    optimizer and RNG states restored), else (0, [])."""
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is None:
+        return 0, []
+    if state.get("identity") != identity:
+        saved = state["identity"] if isinstance(state.get("identity"), dict) else {}
+        stale = sorted(k for k in identity if saved.get(k) != identity[k])
+        log(f"checkpoint {checkpoint.name} differs in {stale}; ignoring it and training from scratch")
+        return 0, []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng_state(state["rng"], gens, device)
+    log(f"resumed from {checkpoint.name} after epoch {int(state['epoch'])}/{epochs}")
+    return int(state["epoch"]), list(state["history"])
+
+
+def _train_epoch(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, xt_dev: torch.Tensor,
+                 s: TrainSettings, gens: dict[str, torch.Generator], epoch: int, steps_per_epoch: int,
+                 progress: bool) -> tuple[float, dict[str, float], float]:
+    """One epoch of Adam steps over a fresh permutation: (mean loss, epoch means of the metrics, last lr)."""
+    memory_format = _memory_format(s)
+    model.train()
+    order = torch.randperm(xt_dev.shape[0], generator=gens["order"])[: steps_per_epoch * s.batch_size]
+    order = order.view(steps_per_epoch, s.batch_size).to(xt_dev.device)
+    losses: list[torch.Tensor] = []
+    sums: dict[str, torch.Tensor | float] = {}
+    bar = tqdm(
+        range(steps_per_epoch), desc=f"epoch {epoch + 1}/{s.epochs}", file=sys.stderr,
+        leave=False, mininterval=5.0 if not sys.stderr.isatty() else 0.2, ncols=100, disable=not progress,
+    )  # fmt: skip
+    lr = s.lr
+    for i in bar:
+        step = epoch * steps_per_epoch + i
+        lr = learning_rate(s, step, steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = to_model_input(xt_dev[order[i]], s.scale, s.dequantize, gens["noise"])
+        if s.augmentation == "rotate":
+            angle = (torch.rand((), generator=gens["order"]) * 2 - 1) * s.rot_degrees
+            x = rotate_batch(x, angle)
+        x = x.contiguous(memory_format=memory_format)
+        with torch.autocast(xt_dev.device.type, dtype=torch.bfloat16, enabled=s.precision == "bf16"):
+            loss, metrics = loss_fn(model, x, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach().float())
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + (value.detach().float() if torch.is_tensor(value) else value)
+        if (i + 1) % NAN_CHECK_EVERY == 0 or i + 1 == steps_per_epoch:
+            _check_finite(losses, epoch, steps_per_epoch)
+            bar.set_postfix(loss=f"{losses[-1].item():.4g}", refresh=False)
+    return float(torch.stack(losses).mean()), {k: float(v) / steps_per_epoch for k, v in sums.items()}, lr
 
 
 def _check_finite(losses: list[torch.Tensor], epoch: int, steps_per_epoch: int) -> None:
