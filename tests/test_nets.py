@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from pae.files.artifacts import load_model, save_model
-from pae.science.nets import VAE, AutoEncoder, FixedAffineNorm, forward_flops
+from pae.science.nets import VAE, AutoEncoder, FixedAffineNorm, SNConv2d, SNLinear, forward_flops
 
 
 @pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 64, 64)])
@@ -37,8 +38,8 @@ def test_layer_layout_norm_dropout_spectral() -> None:
     model = AutoEncoder(4, (1, 28, 28), norm="affine", spectral_norm=True, dropout=0.3)
     enc, dec = list(model.encoder.net), list(model.decoder.net)
     assert [type(m).__name__ for m in enc] == [
-        "ParametrizedConv2d", "LeakyReLU", "ParametrizedConv2d", "FixedAffineNorm", "Dropout", "LeakyReLU",
-        "Flatten", "ParametrizedLinear", "FixedAffineNorm", "Dropout", "LeakyReLU", "ParametrizedLinear",
+        "SNConv2d", "LeakyReLU", "SNConv2d", "FixedAffineNorm", "Dropout", "LeakyReLU",
+        "Flatten", "SNLinear", "FixedAffineNorm", "Dropout", "LeakyReLU", "SNLinear",
     ]  # fmt: skip
     assert [type(m).__name__ for m in dec] == [
         "Linear", "FixedAffineNorm", "ReLU", "Linear", "FixedAffineNorm", "ReLU", "Dropout", "Unflatten",
@@ -47,7 +48,7 @@ def test_layer_layout_norm_dropout_spectral() -> None:
     assert all(m.p == 0.3 for m in model.modules() if isinstance(m, nn.Dropout))
     assert enc[3].num_features == 128 and dec[4].num_features == 128 * 7 * 7
     plain = AutoEncoder(4, (1, 28, 28), norm="batch", spectral_norm=False, dropout=0.0)
-    assert not any("parametrizations" in name for name, _ in plain.named_parameters())
+    assert not any(isinstance(m, (SNConv2d, SNLinear)) for m in plain.modules())
     assert isinstance(plain.encoder.net[3], nn.BatchNorm2d) and isinstance(
         plain.encoder.net[8], nn.BatchNorm1d
     )
@@ -59,11 +60,39 @@ def test_spectral_norm_bounds_encoder_weights() -> None:
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.mul_(50.0)
-        for _ in range(30):  # power iterations converge during training-mode forwards
+        for _ in range(60):  # power iterations converge during training-mode forwards
             model.encode(torch.rand(2, 1, 28, 28))
-    lin = model.encoder.net[11]
+    lin = model.encoder.net[11].eval()
     sigma_max = torch.linalg.matrix_norm(lin.weight.detach(), ord=2)
-    assert sigma_max == pytest.approx(1.0, rel=1e-3)
+    assert (sigma_max / lin.sigma()).item() == pytest.approx(1.0, rel=1e-3)  # the layer acts as W / σ_max(W)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_output_scaled_spectral_norm_equals_torchs_parametrization(kind: str) -> None:
+    """y = (x ∗ W)/σ + b is torch's spectral_norm (W/σ) to float rounding: outputs, weight gradients, u and v."""
+    torch.manual_seed(0)
+    ours, plain, x = ((SNLinear(300, 50), nn.Linear(300, 50), torch.randn(8, 300)) if kind == "linear"
+                      else (SNConv2d(3, 16, 4, 2, 1), nn.Conv2d(3, 16, 4, 2, 1), torch.randn(8, 3, 28, 28)))
+    with torch.no_grad():
+        plain.weight.copy_(ours.weight)
+        ours.bias.normal_()
+        plain.bias.copy_(ours.bias)
+    ref = spectral_norm(plain)
+    state = ref.parametrizations.weight[0]
+    with torch.no_grad():
+        state._u.copy_(ours._u)
+        state._v.copy_(ours._v)
+    for _ in range(3):  # training forwards: one power iteration each
+        ours.zero_grad()
+        ref.zero_grad()
+        y, y_ref = ours(x), ref(x)
+        y.square().sum().backward()
+        y_ref.square().sum().backward()
+        torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        grad, grad_ref = ours.weight.grad, ref.parametrizations.weight.original.grad
+        assert ((grad - grad_ref).abs().max() / grad_ref.abs().max()).item() < 1e-5
+        torch.testing.assert_close(ours._u, state._u)
+        torch.testing.assert_close(ours._v, state._v)
 
 
 def test_init_matches_original() -> None:
