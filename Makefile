@@ -7,7 +7,7 @@ CORES  ?= 2
 QUICK   = --configfile config/quick.yaml
 SMK     = $(BIN)/snakemake --cores $(CORES) --printshellcmds --show-failed-logs
 
-.PHONY: venv table2 table2-all-rows table2-seeds table2-reverse paper-quick table1 figures data paper test lint report snapshot config-docs
+.PHONY: venv table2 table2-all-rows table2-seeds table2-reverse paper-quick schedule-comparison table1 figures data paper test lint report snapshot config-docs
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -29,6 +29,13 @@ table2-reverse: venv    ## Table 2 with MNIST in-distribution (config/reverse.ya
 	$(SMK) table2 $(QUICK) config/reverse.yaml
 paper-quick: venv       ## the whole quick paper in one run: tables, figures, battery, recon vs K, report
 	$(SMK) paper_quick $(QUICK) config/quick-all-rows.yaml
+# Table 2 and the battery for the quick AE schedule, the former one and the paper's at 3 epochs (config/schedules/)
+schedule-comparison: venv  ## AE schedules compared on Table 2 and the OoD battery: docs/results/schedules.md
+	$(SMK) table2 battery $(QUICK)
+	$(SMK) table2 battery $(QUICK) config/schedules/former.yaml
+	$(SMK) table2 battery $(QUICK) config/schedules/paper-3-epochs.yaml
+	$(BIN)/python benchmarks/compare_schedules.py quick=results/quick former=results/schedule-former \
+	  paper-3-epochs=results/schedule-paper-3-epochs --out docs/results/schedules.md
 table1: venv            ## Table 1 (FIDs) with the quick configuration
 	$(SMK) table1 $(QUICK)
 figures: venv           ## Figures 2, 3, 5 with the quick configuration

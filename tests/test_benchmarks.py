@@ -152,3 +152,30 @@ def test_paper_scale_estimate_arithmetic() -> None:
     assert terms["ood_scores vae@K32"].cpu_h == pytest.approx(3 * n * 0.1 / 3600)
     assert terms["posterior (u space)"].target == "fig6"
     assert terms["posterior (u space)"].cpu_h == pytest.approx(5 * 1000 * 11 * 40_000 * 1e-5 / 3600)
+
+
+def _tidy(path: Path, cells: dict[tuple[str, str], float]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "column", "ours"])
+        for (row, column), value in cells.items():
+            w.writerow([row, column, value])
+
+
+def test_compare_schedules_means_over_table2_and_the_battery(tmp_path: Path) -> None:
+    mod = _load("compare_schedules")
+    runs = {}
+    for name, shift in (("quick", 0.0), ("former", 0.1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        _tidy(folder / "table2.csv", {("PAE density", "MNIST"): 0.8 + shift, ("PAE density", "OMNIGLOT"): 0.6 + shift})
+        _tidy(folder / "battery.csv", {("PAE density", "noise"): 0.5 - shift, ("PAE density", "flat"): 0.7 - shift,
+                                       ("PAE density", "mean"): 99.0})  # the table's own mean column is not averaged
+        runs[name] = folder
+    text = mod.comparison(runs)
+    assert "| PAE density | **Table 2 mean** | 0.700 | 0.800 |" in text
+    assert "| PAE density | **battery mean** | 0.600 | 0.500 |" in text
+    assert "| PAE density | noise | 0.500 | 0.400 |" in text
+    with pytest.raises(SystemExit, match="battery.csv does not exist"):
+        (tmp_path / "former" / "battery.csv").unlink()
+        mod.comparison(runs)

@@ -1,0 +1,92 @@
+"""Table 2 and the extended OoD battery side by side for several AE schedules of the quick configuration.
+
+    .venv/bin/python benchmarks/compare_schedules.py quick=results/quick \
+        former=results/schedule-former paper-3-epochs=results/schedule-paper-3-epochs \
+        --out docs/results/schedules.md
+
+Each NAME=FOLDER is a finished run of `snakemake table2 battery` (make schedule-comparison runs the two
+overlays of config/schedules/ after config/quick.yaml). Reads FOLDER/table2.csv and FOLDER/battery.csv and
+writes one Markdown table: per row of Table 2 (PAE density, AE reconstruction error, Eq. 12), the AUROC of each
+schedule on every Table 2 set and its mean, and the mean over the battery's sets; then the battery per set.
+The battery's sets are not tuned on: a schedule is chosen on both means, not on Table 2 alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def read_run(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table2, battery) of one run folder: tidy CSVs with columns row, column, ours."""
+    frames = []
+    for name in ("table2.csv", "battery.csv"):
+        path = folder / name
+        if not path.is_file():
+            raise SystemExit(f"{path} does not exist: run `snakemake table2 battery` with that run's config first")
+        frames.append(pd.read_csv(path)[["row", "column", "ours"]])
+    return frames[0], frames[1]
+
+
+def _mean(frame: pd.DataFrame, row: str, column: str | None = None, skip: str | None = None) -> float:
+    """Mean AUROC of `row` on `column` (all of its sets when None; `skip` left out)."""
+    keep = frame["row"] == row
+    if column is not None:
+        keep &= frame["column"] == column
+    if skip is not None:
+        keep &= frame["column"] != skip
+    return float(frame.loc[keep, "ours"].mean())
+
+
+def _sets(frame: pd.DataFrame, row: str) -> list[str]:
+    return [c for c in dict.fromkeys(frame.loc[frame["row"] == row, "column"]) if c != "mean"]
+
+
+def comparison(runs: dict[str, Path]) -> str:
+    """The Markdown tables of the module docstring."""
+    tables = {name: read_run(folder) for name, folder in runs.items()}
+    names = list(runs)
+    first_table2, first_battery = tables[names[0]]
+    rows = list(dict.fromkeys(first_table2["row"]))
+    header = "| row | set | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
+
+    def line(row: str, label: str, values: list[float]) -> str:
+        return f"| {row} | {label} | " + " | ".join(f"{v:.3f}" for v in values) + " |"
+
+    summary, per_set = [], []
+    for row in rows:
+        for column in _sets(first_table2, row):
+            summary.append(line(row, column, [_mean(tables[n][0], row, column) for n in names]))
+        summary.append(line(row, "**Table 2 mean**", [_mean(tables[n][0], row) for n in names]))
+        summary.append(line(row, "**battery mean**", [_mean(tables[n][1], row, skip="mean") for n in names]))
+        for column in _sets(first_battery, row):
+            per_set.append(line(row, column, [_mean(tables[n][1], row, column) for n in names]))
+    folders = ", ".join(f"{n} = `{f.as_posix()}`" for n, f in runs.items())
+    return ("# AE schedules of the quick configuration: Table 2 and the OoD battery (AUROC)\n\n"
+            f"Written by `benchmarks/compare_schedules.py` from the runs {folders}. "
+            "Higher is better; the battery's sets are never tuned on.\n\n"
+            + header + "\n".join(summary) + "\n\n## The battery per set\n\n" + header + "\n".join(per_set) + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", metavar="NAME=FOLDER")
+    p.add_argument("--out", help="also write the Markdown to this file")
+    args = p.parse_args()
+    runs = {}
+    for item in args.runs:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            p.error(f"{item!r}: give NAME=FOLDER, e.g. quick=results/quick")
+        runs[name] = Path(folder)
+    text = comparison(runs)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
