@@ -49,7 +49,8 @@ def comparison(runs: dict[str, Path]) -> str:
     tables = {name: read_run(folder) for name, folder in runs.items()}
     names = list(runs)
     first_table2, first_battery = tables[names[0]]
-    rows = list(dict.fromkeys(first_table2["row"]))
+    shared = set.intersection(*(set(t[0]["row"]) for t in tables.values()))  # rows every run scored
+    rows = [r for r in dict.fromkeys(first_table2["row"]) if r in shared]
     header = "| row | set | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
 
     def line(row: str, label: str, values: list[float]) -> str:
