@@ -140,6 +140,16 @@ def _resolve(sub: Any, root: Mapping[str, Any]) -> dict[str, Any]:
     return sub
 
 
+#: What a JSON-Schema keyword means where a schema node leaves it out (the JSON Schema specification's
+#: meaning: no named properties, any value for other keys and items, any type).
+_ABSENT_KEYWORD: dict[str, Any] = {"properties": {}, "additionalProperties": {}, "items": {}, "type": "any"}
+
+
+def _keyword(sub: Mapping[str, Any], name: str) -> Any:
+    """Keyword `name` of schema node `sub`, or its meaning when absent (`_ABSENT_KEYWORD`)."""
+    return sub[name] if name in sub else _ABSENT_KEYWORD[name]
+
+
 def _accepts(sub: Mapping[str, Any], value: Any, root: Mapping[str, Any]) -> bool:
     schema = {**sub, "definitions": root["definitions"]}
     return jsonschema.Draft202012Validator(schema).is_valid(value)
@@ -178,8 +188,8 @@ def _coerce(value: Any, sub: Any, root: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         value = _parse_string(value, sub, root)
     if isinstance(value, Mapping):
-        props = sub.get("properties", {})
-        extra = sub.get("additionalProperties", {})
+        props = _keyword(sub, "properties")
+        extra = _keyword(sub, "additionalProperties")
         extra = extra if isinstance(extra, Mapping) else {}
         out: dict[Any, Any] = {}
         free_form = not props
@@ -190,7 +200,7 @@ def _coerce(value: Any, sub: Any, root: Mapping[str, Any]) -> Any:
             out[key] = _coerce(v, props.get(key, extra), root)
         return out
     if isinstance(value, list):
-        return [_coerce(v, sub.get("items", {}), root) for v in value]
+        return [_coerce(v, _keyword(sub, "items"), root) for v in value]
     return value
 
 
@@ -311,7 +321,7 @@ def schema_leaves(schema: Mapping[str, Any] | None = None) -> dict[str, dict[str
     leaves: dict[str, dict[str, Any]] = {}
 
     def walk(sub: Mapping[str, Any], prefix: str) -> None:
-        for name, child in sub.get("properties", {}).items():
+        for name, child in _keyword(sub, "properties").items():
             resolved = _resolve(child, root)
             key = f"{prefix}{name}"
             if resolved.get("properties"):
@@ -330,7 +340,7 @@ def _type_of(sub: Mapping[str, Any], root: Mapping[str, Any]) -> str:
         return "one of " + " \\| ".join(str(v) for v in sub["enum"])
     if "oneOf" in sub or "anyOf" in sub:
         return " or ".join(_type_of(b, root) for b in sub.get("oneOf") or sub["anyOf"])
-    kind = sub.get("type", "any")
+    kind = _keyword(sub, "type")
     kind = " or ".join(kind) if isinstance(kind, list) else kind
     if kind == "array" and "items" in sub:
         return f"list of {_type_of(sub['items'], root)}"
