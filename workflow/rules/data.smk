@@ -68,7 +68,9 @@ rule preprocess_dataset:
         f"{BENCH}/preprocess_dataset/{{dataset}}.tsv"
     conda:
         ENV
-    threads: S.threads.eval
+    # one thread (the driver runs no parallel code): with threads.eval (2) the job waited on a 2-core box
+    # for both trainings to end, and every MNIST job with it
+    threads: 1
     resources:
         mem_mb=lambda wc: 24000 if REGISTRY[wc.dataset]["kind"] == "celeba" else 4000,
         runtime=lambda wc: 60 if REGISTRY[wc.dataset]["kind"] == "celeba" else 10,
