@@ -90,7 +90,8 @@ def test_interpolation_shapes_endpoints_and_middle(models) -> None:
         assert np.all(np.isfinite(x)) and x.min() >= -0.5 and x.max() <= 0.5
     rec_a, rec_b = m.recon(xa), m.recon(xb)
     # both endpoints are the reconstructions g(f(x)); in u up to the flow's round trip b⁻¹(b(z))
-    assert np.allclose(xz[:, 0], rec_a, atol=1e-5) and np.allclose(xz[:, -1], rec_b, atol=1e-5)
+    # (float32 through eight layers in batches of other sizes: about 1e-5 apart at 64×64×3 on these CPUs)
+    assert np.allclose(xz[:, 0], rec_a, atol=5e-5) and np.allclose(xz[:, -1], rec_b, atol=5e-5)
     assert np.allclose(xu[:, 0], rec_a, atol=1e-4) and np.allclose(xu[:, -1], rec_b, atol=1e-4)
     assert np.abs(rec_a - rec_b).max() > 0.05  # the endpoints themselves differ, so the checks above bite
     # the middle: z-space decodes the mean of the encodings, u-space g(b⁻¹(mean of the u)), and these differ
