@@ -65,8 +65,8 @@ class _SpectralScaled:
     """Spectral normalisation (Miyato et al. 2018) computed as torch's parametrization computes it — σ from
     one power iteration per training forward (15 at construction), the gradient flowing through
     σ = uᵀ W v — but applied to the layer's output, y = (x ∗ W) / σ + b, instead of to its weight: the same
-    function without a weight-sized division and its weight-sized backward (with the 6.4 M-weight encoder
-    layer, 18 % of a 1-thread bf16 AE step: benchmarks/profile_ae_step.py)."""
+    function without a weight-sized division and its weight-sized backward (for the 6.4 M-weight encoder
+    layer the largest item of a bf16 AE step after convolutions and matmuls: benchmarks/profile_ae_step.py)."""
 
     weight: nn.Parameter
     bias: nn.Parameter | None
@@ -151,7 +151,7 @@ def _check_image_shape(image_shape: tuple[int, int, int] | list[int]) -> tuple[i
 class Encoder(nn.Module):
     """conv4×4/2→64, LReLU, conv4×4/2→128, norm, dropout, LReLU, linear 1024, norm, dropout, LReLU, linear out.
 
-    Spectral normalisation (1 power iteration per training forward) wraps all four layers when enabled.
+    Spectral normalisation (:class:`SNConv2d`, :class:`SNLinear`) on all four layers when enabled.
     """
 
     def __init__(
