@@ -1,7 +1,7 @@
 """Tiny synthetic stand-ins for the raw data files, in the mirror's formats; reusable by every stage's tests.
 
     env = synthetic_env(tmp_path)          # mirror + checksum manifest; env has PAE_DATA_MIRROR/PAE_DATA_CHECKSUMS
-    subprocess.run([...snakemake...], env=env)
+    run(snakemake_cmd(repo, tmp_path / "work", "table2"), env)   # snakemake with config/test.yaml
 
 The files cannot match the registry's SHA-256 of the real data, so `write_checksums` writes a manifest
 that pae.files.data reads from $PAE_DATA_CHECKSUMS (test data only) in place of the registry values.
@@ -14,12 +14,17 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from pae.files.data import REGISTRY, file_digest
+
+# config/test.yaml holds out 40 validation images; 232 leaves 192 for training (6 batches of 32).
+MIRROR = {"n_train": 232, "n_test": 64}
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -154,3 +159,14 @@ def flow_training(overrides):
     from pae.settings import Settings
 
     return Settings.from_config({"flow": dict(overrides)}).flow.training
+
+
+def snakemake_cmd(repo: Path, workdir: Path, *args: str, cores: int = 2, overlay: Path | None = None) -> list[str]:
+    """The workflow of `repo` on `workdir` with config/test.yaml (and `overlay` after it)."""
+    configs = [str(repo / "config" / "test.yaml")] + ([str(overlay)] if overlay else [])
+    return [sys.executable, "-m", "snakemake", "-s", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
+            "--cores", str(cores), *args, "--configfile", *configs]
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,5 +1,5 @@
 """End-to-end: the whole workflow (`all`) on a synthetic mirror with config/test.yaml, the HTML report, a
-no-op rerun, and a killed `train_ae` that resumes from its checkpoint."""
+no-op rerun, and a killed `train_ae` that resumes from its checkpoint (last: it retrains one AE of the run)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from synthetic import synthetic_env
-
-# config/test.yaml holds out 40 validation images; 232 leaves 192 for training (6 batches of 32).
-MIRROR = {"n_train": 232, "n_test": 64}
+from synthetic import MIRROR, run, snakemake_cmd, synthetic_env
 
 
-def snakemake_cmd(repo: Path, workdir: Path, *args: str, cores: int = 2, overlay: Path | None = None) -> list[str]:
-    configs = [str(repo / "config" / "test.yaml")] + ([str(overlay)] if overlay else [])
-    return [sys.executable, "-m", "snakemake", "-s", str(repo / "workflow" / "Snakefile"), "--directory", str(workdir),
-            "--cores", str(cores), *args, "--configfile", *configs]
-
-
-def run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def pipeline(repo_root, tmp_path_factory):
-    """Run `snakemake all` once for the module; return (workdir, env)."""
-    tmp = tmp_path_factory.mktemp("pipeline")
-    env = synthetic_env(tmp, **MIRROR)
-    work = tmp / "work"
-    proc = run(snakemake_cmd(repo_root, work, "all"), env)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    return work, env
+@pytest.fixture
+def pipeline(workflow_run):
+    """(workdir, env) of the session's workflow run (`all` and `paper_quick`, tests/conftest.py)."""
+    return workflow_run.work, workflow_run.env
 
 
 @pytest.mark.slow

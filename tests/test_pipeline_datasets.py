@@ -15,8 +15,7 @@ import yaml
 from PIL import Image
 
 from pae.files.artifacts import load_split
-from synthetic import class_images, synthetic_env, write_celeba, write_checksums
-from test_pipeline import run, snakemake_cmd
+from synthetic import class_images, run, snakemake_cmd, synthetic_env, write_celeba, write_checksums
 
 
 def _overlay(path: Path, config: dict) -> Path:

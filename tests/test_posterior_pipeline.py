@@ -1,5 +1,5 @@
-"""End-to-end: the `fig6` target (posterior, posterior_metrics, make_fig6 and the MNIST AE / flow / classifier they
-need) on a synthetic mirror with config/test.yaml."""
+"""End-to-end: the `fig6` outputs (posterior, posterior_metrics, make_fig6 and the MNIST AE / flow / classifier they
+need) of the session's workflow run on a synthetic mirror with config/test.yaml (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthetic import synthetic_env
-from test_pipeline import MIRROR, run, snakemake_cmd
-
 
 @pytest.mark.slow
-def test_fig6_target_runs_on_synthetic_data(repo_root, tmp_path):
-    env = synthetic_env(tmp_path, **MIRROR)
-    work = tmp_path / "work"
-    proc = run(snakemake_cmd(repo_root, work, "fig6"), env)
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    out = work / "results" / "test"
+def test_fig6_target_runs_on_synthetic_data(workflow_run):
+    out = workflow_run.work / "results" / "test"
     for ext in ("png", "pdf"):
         assert (out / "figures" / f"fig6.{ext}").stat().st_size > 1000
     table = pd.read_csv(out / "posterior_metrics.csv")

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -259,22 +258,10 @@ def test_html_report_renders_offline_with_every_image_in_a_browser(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_after_table2_then_the_whole_quick_paper(repo_root, tmp_path):
-    from synthetic import synthetic_env
-    from test_pipeline import MIRROR, run, snakemake_cmd
-
-    env = synthetic_env(tmp_path, **MIRROR)
-    work = tmp_path / "work"
-    out = work / "results" / "test"
-    assert run(snakemake_cmd(repo_root, work, "table2"), env, timeout=1800).returncode == 0
-    proc = run(snakemake_cmd(repo_root, work, "reproduction_report"), env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    record = json.loads((out / "report.json").read_text())
-    assert "Table 2: out-of-distribution detection (AUROC)" in record["present"] and record["figures"] == []
-    t0 = time.time()
-    proc = run(snakemake_cmd(repo_root, work, "paper_quick"), env, timeout=2700)  # ~14 min on a busy 2-core box
-    assert proc.returncode == 0, proc.stderr[-6000:]
-    print(f"paper_quick on config/test.yaml: {time.time() - t0:.0f} s")
+def test_report_after_table2_then_the_whole_quick_paper(workflow_run, tmp_path):
+    assert "Table 2: out-of-distribution detection (AUROC)" in workflow_run.report_after_table2["present"]
+    assert workflow_run.report_after_table2["figures"] == []
+    out = workflow_run.work / "results" / "test"
     record = json.loads((out / "report.json").read_text())
     assert len(record["figures"]) == 4
     for section in ("Table 1", "Table 2", "Extended OoD battery", "Reconstruction error", "Posterior", "Fig. 5 TP"):
