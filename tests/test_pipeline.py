@@ -13,18 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synthetic import MIRROR, run, snakemake_cmd, synthetic_env
-
-
-@pytest.fixture
-def pipeline(workflow_run):
-    """(workdir, env) of the session's workflow run (`all` and `paper_quick`, tests/conftest.py)."""
-    return workflow_run.work, workflow_run.env
+from synthetic import MIRROR, run, snakemake_cmd, synthetic_env  # the session run: tests/conftest.py
 
 
 @pytest.mark.slow
-def test_table2_has_every_cell(pipeline):
-    out = pipeline[0] / "results" / "test"
+def test_table2_has_every_cell(workflow_run):
+    out = workflow_run.work / "results" / "test"
     table = pd.read_csv(out / "table2.csv")
     assert list(dict.fromkeys(table["row"])) == [
         "PAE density", "AE reconstruction error", "Eq. 12", "Eq. 12 with MAP", "Laplace log p(x) (Eq. 11)",
@@ -39,8 +33,8 @@ def test_table2_has_every_cell(pipeline):
 
 
 @pytest.mark.slow
-def test_table1_marks_inception_unavailable_and_fills_domain_fid(pipeline):
-    table = pd.read_csv(pipeline[0] / "results" / "test" / "table1.csv")
+def test_table1_marks_inception_unavailable_and_fills_domain_fid(workflow_run):
+    table = pd.read_csv(workflow_run.work / "results" / "test" / "table1.csv")
     assert set(table["row"]) == {"AE", "VAE", "β-VAE", "PAE"}
     inception = table[table["column"].str.contains("Inception")]
     domain = table[table["column"].str.contains("domain")]
@@ -49,8 +43,8 @@ def test_table1_marks_inception_unavailable_and_fills_domain_fid(pipeline):
 
 
 @pytest.mark.slow
-def test_figures_and_provenance_are_written(pipeline):
-    out = pipeline[0] / "results" / "test"
+def test_figures_and_provenance_are_written(workflow_run):
+    out = workflow_run.work / "results" / "test"
     for name in ("fig2", "fig3", "fig5"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
@@ -61,16 +55,16 @@ def test_figures_and_provenance_are_written(pipeline):
 
 
 @pytest.mark.slow
-def test_rerun_has_nothing_to_do(repo_root, pipeline):
-    work, env = pipeline
+def test_rerun_has_nothing_to_do(repo_root, workflow_run):
+    work, env = workflow_run.work, workflow_run.env
     proc = run(snakemake_cmd(repo_root, work, "-n", "all"), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
-def test_report_contains_every_table_and_figure(repo_root, pipeline):
-    work, env = pipeline
+def test_report_contains_every_table_and_figure(repo_root, workflow_run):
+    work, env = workflow_run.work, workflow_run.env
     report = work / "report.html"
     proc = run(snakemake_cmd(repo_root, work, "all", "--report", str(report)), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -81,9 +75,9 @@ def test_report_contains_every_table_and_figure(repo_root, pipeline):
 
 
 @pytest.mark.slow
-def test_killed_train_ae_resumes_from_checkpoint(repo_root, pipeline):
+def test_killed_train_ae_resumes_from_checkpoint(repo_root, workflow_run):
     """Kill snakemake while train_ae runs (after its first checkpoint); the rerun continues from it."""
-    work, env = pipeline
+    work, env = workflow_run.work, workflow_run.env
     target = "results/test/fmnist/K6/seed0/ae.pt"  # relative to --directory, like the rules' outputs
     run_dir = work / Path(target).parent
     overlay = work / "long_ae.yaml"
