@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -171,8 +172,14 @@ def test_compare_schedules_means_over_table2_and_the_battery(tmp_path: Path) -> 
         _tidy(folder / "table2.csv", {("PAE density", "MNIST"): 0.8 + shift, ("PAE density", "OMNIGLOT"): 0.6 + shift})
         _tidy(folder / "battery.csv", {("PAE density", "noise"): 0.5 - shift, ("PAE density", "flat"): 0.7 - shift,
                                        ("PAE density", "mean"): 99.0})  # the table's own mean column is not averaged
+        run = folder / "fmnist" / "K4" / "seed0"
+        run.mkdir(parents=True)
+        (run / "ae_history.json").write_text(json.dumps([{"val_mse": 0.03, "seconds": 5.0},
+                                                         {"val_mse": 0.02 + shift, "seconds": 6.0}]))
         runs[name] = folder
     text = mod.comparison(runs)
+    assert "| fmnist K = 4 | AE validation MSE per pixel | 0.02 | 0.12 |" in text  # the last epoch's
+    assert "| fmnist K = 4 | AE training s | 11 | 11 |" in text
     assert "| PAE density | **Table 2 mean** | 0.700 | 0.800 |" in text
     assert "| PAE density | **battery mean** | 0.600 | 0.500 |" in text
     assert "| PAE density | noise | 0.500 | 0.400 |" in text

@@ -311,6 +311,16 @@ def test_vae_part_rule_helpers() -> None:
     assert score_rule_runtime("vae", settings.ood) < score_rule_runtime("vae", all_images.ood)
 
 
+def test_battery_score_jobs_cap_the_costly_counts_only() -> None:
+    settings = _settings(_config(map_count=1000, laplace_count=50, iwae_count=None, battery_costly_count=100))
+    assert settings.score_job("map", battery=True).map_count == 100
+    assert settings.score_job("map", battery=True).laplace_count == 50  # already below the cap
+    assert settings.score_job("vae", battery=True).iwae_count == 100  # null = all, capped
+    assert settings.score_job("map").map_count == 1000 and settings.score_job("vae").iwae_count is None  # Table 2
+    uncapped = _settings(_config(map_count=1000, battery_costly_count=None))
+    assert uncapped.score_job("map", battery=True) == uncapped.score_job("map")
+
+
 # ------------------------------------------------------------------------------------------------ Table 2, Fig. 5
 
 
@@ -452,3 +462,13 @@ def test_map_convergence_is_recorded_and_summarised_in_the_table_notes(tiny_run,
     all_g = np.concatenate([mapped[f"map_grad__{n}"] for n in ("test", *OOD_SETS)])
     assert "MAP convergence" in md and f"Eq. 12 with MAP: median {np.median(all_g):.3g}" in md
     assert "Eq. 11: median" in md
+
+
+def test_battery_table_notes_name_the_rows_scored_on_subsets() -> None:
+    from pae.stages.battery import _subset_note
+
+    subsets = {"map_count": 100, "laplace_count": 100, "iwae_count": 100}
+    note = _subset_note(["density", "eq12_map", "iwae"], subsets, 2000)
+    assert "Eq. 12" in note and "IWAE" in note.upper() and note.count(" on 100") == 2
+    assert _subset_note(["density", "recon"], subsets, 2000) == ""  # no costly row
+    assert _subset_note(["iwae"], subsets, 100) == ""  # the subset is the whole set

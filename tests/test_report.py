@@ -268,5 +268,8 @@ def test_report_after_table2_then_the_whole_quick_paper(workflow_run, tmp_path):
         assert any(p.startswith(section) for p in record["present"]), section
     battery = pd.read_csv(out / "battery.csv")
     assert len(set(battery["column"])) == 10 and len(set(battery["row"])) == 7  # 9 sets + mean; every Table 2 row
+    scored = dict(np.load(out / "fmnist" / "K8" / "seed0" / "battery_scores_vae.npz"))
+    assert len(scored["iwae__noise_uniform"]) == 12  # ood.battery_costly_count of the set's 24 images
+    assert "on evenly spaced subsets" in (out / "battery.md").read_text()
     if CHROMIUM:
         assert len(browser_check(out / "report.html", tmp_path)) == 4

@@ -163,6 +163,7 @@ class OOD:
     table2_seeds: list[int]
     battery: list[dict[str, Any]]
     battery_count: int
+    battery_costly_count: int | None
     battery_seed: int
 
 
@@ -290,13 +291,18 @@ class Settings:
         return FidJob(self.fid.batch_size, self.fid.normalize, self.data.scale, self.samples.count,
                       self.channels_last)
 
-    def score_job(self, part: str) -> ScoreJob:
-        """The settings of score part `part` (or "table2": all of them); vae_sigma is the plain VAE's decoder σ."""
+    def score_job(self, part: str, battery: bool = False) -> ScoreJob:
+        """The settings of score part `part` (or "table2": all of them); vae_sigma is the plain VAE's decoder σ.
+        `battery`: the battery's job, whose MAP, Laplace and VAE image counts are capped at
+        ood.battery_costly_count."""
         ood = self.ood
         vae = self.vae.models["vae"]["sigma"] if "vae" in self.vae.models else None
+        counts = {"map_count": ood.map_count, "laplace_count": ood.laplace_count, "iwae_count": ood.iwae_count}
+        cap = ood.battery_costly_count if battery else None
+        if cap is not None:
+            counts = {key: cap if n is None else min(n, cap) for key, n in counts.items()}
         every = {"recon_sigma": ood.recon_sigma, "map_steps": ood.map_steps, "map_lr": ood.map_lr,
-                 "map_count": ood.map_count, "laplace_count": ood.laplace_count, "iwae_samples": ood.iwae_samples,
-                 "iwae_count": ood.iwae_count, "vae_sigma": vae}
+                 "iwae_samples": ood.iwae_samples, "vae_sigma": vae, **counts}
         if part != "table2" and part not in SCORE_PART_KEYS:
             raise ConfigError(f"unknown score part {part!r}; use one of {', '.join(SCORE_PART_KEYS)}")
         used = every if part == "table2" else {k: every[k] for k in SCORE_PART_KEYS[part]}

@@ -41,7 +41,8 @@ rule build_battery_sets:
 
 rule battery_scores:
     """Per-image OoD scores of one run on its test split and every battery set, part as in rule ood_scores
-    (recon, density, map or vae; same script and settings)."""
+    (recon, density, map or vae; same script and settings, the costly parts on at most ood.battery_costly_count
+    images per set)."""
     input:
         unpack(
             lambda wc: pae_battery.battery_rule_inputs(
@@ -68,7 +69,7 @@ rule battery_scores:
         mem_mb=4000,
         runtime=lambda wc: pae_rules.score_rule_runtime(wc.part, OOD_CFG),
     params:
-        settings=lambda wc: as_param(S.score_job(wc.part)),
+        settings=lambda wc: as_param(S.score_job(wc.part, battery=True)),
         sets=BATTERY_NAMES,
         device=S.device,
     script:
@@ -99,5 +100,10 @@ rule make_battery_table:
         sets=BATTERY,
         in_dataset=OOD_DATASET,
         n_images=S.ood.battery_count,
+        subsets={
+            k: v
+            for k, v in as_param(S.score_job("table2", battery=True)).items()
+            if k in ("map_count", "laplace_count", "iwae_count")
+        },
     script:
         "../scripts/battery_table.py"

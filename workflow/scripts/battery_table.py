@@ -13,4 +13,5 @@ with redirect_output(snakemake.log[0]):
         sets=[dict(s) for s in p.sets],
         in_dataset=p.in_dataset,
         count=p.n_images,
+        subsets=dict(p.subsets),
     )

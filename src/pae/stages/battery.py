@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +96,25 @@ def describe_set(spec: Mapping[str, Any]) -> str:
     return f"{spec['label']} = {what}"
 
 
+#: score keys of Table 2 rows computed on a subset of each set → the ScoreJob count that sets it
+_SUBSET_OF = {"eq12_map": "map_count", "laplace": "laplace_count", "elbo": "iwae_count", "iwae": "iwae_count"}
+
+
+def _subset_note(rows: Iterable[str], subsets: Mapping[str, int | None], count: int | None) -> str:
+    """', the Eq. 12 with MAP row on 100 evenly spaced ones, ...' for the rows scored on fewer images than the set."""
+    cut = [f"{TABLE2_ROWS[row].label} on {subsets[key]}" for row, key in _SUBSET_OF.items()
+           if row in rows and subsets.get(key) is not None and (count is None or subsets[key] < count)]
+    return f" (the costly rows on evenly spaced subsets: {', '.join(cut)})" if cut else ""
+
+
 def run_battery_table(files: Mapping[str, Sequence[str | Path]], csv_path: str | Path, md_path: str | Path,
                       ks: Mapping[str, int], sets: Sequence[Mapping[str, Any]], in_dataset: str, count: int | None,
+                      subsets: Mapping[str, int | None] | None = None,
                       log: Callable[[str], None] = print) -> pd.DataFrame:
     """The battery table: AUROC (mean ± std over seeds; AUPR and FPR95 in the CSV) of every Table 2 row
     (`files`: score key → battery score files, one per seed; an empty list = not run) on every battery set,
-    plus a column `mean` = the mean AUROC over the sets. Same CSV columns as Table 2 (paper empty)."""
+    plus a column `mean` = the mean AUROC over the sets. Same CSV columns as Table 2 (paper empty). `subsets`:
+    the score job's map_count, laplace_count and iwae_count, named in the notes when they cut a set."""
     columns = {s["name"]: s["label"] for s in sets}
     meas = table2_measurements({k: p for k, p in files.items() if p}, columns)
     cols = list(columns.values())
@@ -125,8 +138,8 @@ def run_battery_table(files: Mapping[str, Sequence[str | Path]], csv_path: str |
 
     extra = markdown_block(table, "AUPR / FPR at 95 % TPR (ours; OoD = positive)", aupr_fpr)
     notes = [f"AUROC with the OoD set as the positive class; in-distribution: the {in_dataset} test split; "
-             f"{count or 'all'} images per set; `mean` = mean AUROC over the sets. No paper values: the paper "
-             "scores only Table 2's sets.",
+             f"{count or 'all'} images per set{_subset_note(files, subsets or {}, count)}; `mean` = mean AUROC "
+             "over the sets. No paper values: the paper scores only Table 2's sets.",
              *(describe_set(s) for s in sets),
              "Rows as in Table 2 (" + "; ".join(f"{TABLE2_ROWS[k].label} K = {ks[k]}" for k in files) + ")."]
     write_table(table, csv_path, md_path, f"Extended OoD battery, models trained on {in_dataset}", notes=notes,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-from matplotlib import pyplot as plt
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # pyplot loads in save_figure: the score and training jobs never draw
+    from matplotlib.figure import Figure
 
 from pae.files.artifacts import load_sigma
 from pae.files.io import atomic_path
@@ -30,6 +31,8 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path, 
 
 def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save `fig` as stem.png and stem.pdf (atomically) and close it; return the paths."""
+    from matplotlib import pyplot as plt
+
     stem = Path(stem)
     paths = []
     for fmt in formats:
