@@ -8,7 +8,7 @@ Each NAME=FOLDER is a finished run of `snakemake table2 battery` (make schedule-
 overlays of config/schedules/ after config/quick.yaml). Reads FOLDER/table2.csv and FOLDER/battery.csv and
 writes one Markdown table: per row of Table 2 (PAE density, AE reconstruction error, Eq. 12), the AUROC of each
 schedule on every Table 2 set and its mean, and the mean over the battery's sets; then the battery per set; then,
-for every model all runs trained, the AE's validation MSE, the flow's validation NLL and the AE's training time.
+for every AE all runs trained, its validation MSE and its training time.
 The battery's sets are not tuned on: a schedule is chosen on both means, not on Table 2 alone.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -45,18 +44,20 @@ def _mean(frame: pd.DataFrame, row: str, column: str | None = None, skip: str | 
 
 def validation(folder: Path) -> dict[str, dict[str, float]]:
     """Per trained AE `dataset K = k` of a run folder (seed 0): its validation MSE per pixel after the last epoch
-    and its training seconds (ae_history.json), and its flow's validation NLL in nats per image where a flow was
-    trained (flow_metrics.json)."""
+    and its training seconds (ae_history.json). The flows' NLLs are left out: each is in its own AE's latent
+    coordinates, so they do not compare across schedules."""
     out = {}
     for path in sorted(folder.glob("*/K*/seed0/ae_history.json"), key=lambda p: (p.parts[-4], int(p.parts[-3][1:]))):
         epochs = json.loads(path.read_text())
-        flow_path = path.with_name("flow_metrics.json")
-        flow = json.loads(flow_path.read_text()) if flow_path.is_file() else {}
         out[f"{path.parts[-4]} K = {path.parts[-3][1:]}"] = {
-            "AE validation MSE per pixel": epochs[-1]["val_mse"],
-            "flow validation NLL": flow.get("valid_nll", math.nan),
-            "AE training s": sum(e["seconds"] for e in epochs)}
+            "AE validation MSE per pixel": epochs[-1]["val_mse"], "AE training s": sum(e["seconds"] for e in epochs)}
     return out
+
+
+def _commit(folder: Path) -> str:
+    """' (commit abc1234)' from the run's Table 2 provenance record, or '' without one."""
+    path = folder / "table2.provenance.json"
+    return f" (commit {json.loads(path.read_text())['git']['commit'][:7]})" if path.is_file() else ""
 
 
 def _sets(frame: pd.DataFrame, row: str) -> list[str]:
@@ -85,14 +86,14 @@ def comparison(runs: dict[str, Path]) -> str:
             per_set.append(line(row, column, [_mean(tables[n][1], row, column) for n in names]))
     valid = {n: validation(f) for n, f in runs.items()}
     models = [m for m in valid[names[0]] if all(m in v for v in valid.values())]  # models every run trained
-    val_lines = [f"| {m} | {q} | " + " | ".join("–" if math.isnan(valid[n][m][q]) else f"{valid[n][m][q]:.5g}" for n in names) + " |"
+    val_lines = [f"| {m} | {q} | " + " | ".join(f"{valid[n][m][q]:.5g}" for n in names) + " |"
                  for m in models for q in valid[names[0]][m]]
-    folders = ", ".join(f"{n} = `{f.as_posix()}`" for n, f in runs.items())
+    folders = ", ".join(f"{n} = `{f.as_posix()}`{_commit(f)}" for n, f in runs.items())
     return ("# AE schedules of the quick configuration: Table 2 and the OoD battery (AUROC)\n\n"
             f"Written by `benchmarks/compare_schedules.py` from the runs {folders}. "
             "Higher is better; the battery's sets are never tuned on.\n\n"
             + header + "\n".join(summary) + "\n\n## The battery per set\n\n" + header + "\n".join(per_set)
-            + "\n\n## Validation split (seed 0; lower is better; seconds are one job beside another)\n\n"
+            + "\n\n## Validation split (seed 0; MSE: lower is better; training seconds depend on what ran beside the job)\n\n"
             + "| model | quantity | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
             + "\n".join(val_lines) + "\n")
 

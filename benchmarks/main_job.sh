@@ -16,8 +16,12 @@ make venv
 t1=$(now)
 make "${TARGET:-table2}" CORES="${CORES:-2}"
 t2=$(now)
-.venv/bin/python benchmarks/main_job.py --out results/quick --setup "$(seconds "$t0" "$t1")" \
-  --wall "$(seconds "$t1" "$t2")" --cores "${CORES:-2}"
-echo "target: make ${TARGET:-table2} with ${CORES:-2} cores"
-# disk: the environment, the downloads, the preprocessed arrays and the run's outputs (README, "Quick start")
-du -sh .venv data/raw data/processed results/quick
+# The report also lands in results/quick/timing-TARGET.txt, which `make snapshot` copies to docs/results/quick/
+# (the README's times and disk sizes quote it; tests/test_report.py checks the quick paper's total).
+{
+  .venv/bin/python benchmarks/main_job.py --out results/quick --setup "$(seconds "$t0" "$t1")" \
+    --wall "$(seconds "$t1" "$t2")" --cores "${CORES:-2}"
+  echo "target: make ${TARGET:-table2} with ${CORES:-2} cores at commit $(git rev-parse --short HEAD)"
+  # disk: the environment, the downloads, the preprocessed arrays and the run's outputs (README, "Quick start")
+  du -sh .venv data/raw data/processed results/quick
+} | tee "results/quick/timing-${TARGET:-table2}.txt"

@@ -140,6 +140,22 @@ def test_readme_summary_agrees_with_the_committed_snapshot(repo_root):
     assert fmt.summary_mismatches(rows, json.loads(snapshot.read_text())["values"]) == []
 
 
+def test_readme_times_agree_with_the_committed_timing_reports(repo_root):
+    """Each 'took X min Y s at commit C' of the README's quick start that names a committed timing report
+    (docs/results/quick/timing-TARGET.txt, written by benchmarks/main_job.sh) quotes that report's total."""
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    quoted = re.findall(r"`(docs/results/quick/timing-[\w-]+\.txt)`\) took (\d+) min (\d+) s at commit (\w+)", readme)
+    if not quoted:
+        pytest.skip("README.md quotes no timing report")
+    for path, minutes, secs, commit in quoted:
+        report = (repo_root / path).read_text()
+        total = re.search(r"set-up \+ wall: [\d.]+ s \((\d+):(\d+):(\d+)\)", report)
+        assert total, f"{path} has no 'set-up + wall' line"
+        hours, mins, s = map(int, total.groups())
+        assert (int(minutes), int(secs)) == (60 * hours + mins, s), f"README quotes {minutes} min {secs} s for {path}"
+        assert f"at commit {commit}" in report, f"{path} was not measured at {commit}"
+
+
 # ------------------------------------------------------------------------------------------ driver, snapshot
 
 
@@ -193,9 +209,11 @@ def test_report_waits_only_for_files_that_exist_or_that_the_run_builds():
 
 def test_snapshot_is_named_after_the_reports_output_folder(tmp_path):
     out = write_fake_report(tmp_path)
+    (out / "timing-table2.txt").write_text("set-up + wall: 700.0 s (0:11:40)\n")  # benchmarks/main_job.sh's report
     docs = tmp_path / "docs" / "results"
     written = run_snapshot(out, docs)
-    assert {p.name for p in written} == {"quick.md", "quick.html", "quick.json", "fig5.png"}
+    assert {p.name for p in written} == {"quick.md", "quick.html", "quick.json", "fig5.png", "timing-table2.txt"}
+    assert (docs / "quick" / "timing-table2.txt").read_text() == (out / "timing-table2.txt").read_text()
     md = (docs / "quick.md").read_text()
     assert "](quick/fig5.png)" in md and "](figures/" not in md and (docs / "quick" / "fig5.png").exists()
     _, values = build_report(out, None, tmp_path / "none")

@@ -237,7 +237,8 @@ def run_write_report(out_dir: str | Path, md_path: str | Path, html_path: str | 
 
 def run_snapshot(report_dir: str | Path, docs_dir: str | Path) -> list[Path]:
     """Copy the report of `report_dir` (report.md, .html, .json and its figures) to `docs_dir` as
-    NAME.md / NAME.html / NAME.json and NAME/*.png, NAME = the report's output folder's name (results/quick →
+    NAME.md / NAME.html / NAME.json and NAME/*.png, with the timing reports of benchmarks/main_job.sh
+    (timing-TARGET.txt) in NAME/, NAME = the report's output folder's name (results/quick →
     quick), so a report of another configuration can never land under the quick name."""
     report_dir, docs_dir = Path(report_dir), Path(docs_dir)
     record_path = report_dir / "report.json"
@@ -252,6 +253,11 @@ def run_snapshot(report_dir: str | Path, docs_dir: str | Path) -> list[Path]:
         dst = docs_dir / name / Path(fig).name
         with atomic_path(dst) as tmp:
             shutil.copyfile(report_dir / fig, tmp)
+        written.append(dst)
+    for timing in sorted(report_dir.glob("timing-*.txt")):  # benchmarks/main_job.sh's reports of this folder
+        dst = docs_dir / name / timing.name
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(timing, tmp)
         written.append(dst)
     for ext in ("md", "html"):
         text = fmt.relocate_assets((report_dir / f"report.{ext}").read_text(), "figures/", f"{name}/")
