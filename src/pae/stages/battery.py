@@ -101,7 +101,8 @@ _SUBSET_OF = {"eq12_map": "map_count", "laplace": "laplace_count", "elbo": "iwae
 
 
 def _subset_note(rows: Iterable[str], subsets: Mapping[str, int | None], count: int | None) -> str:
-    """', the Eq. 12 with MAP row on 100 evenly spaced ones, ...' for the rows scored on fewer images than the set."""
+    """' (the costly rows on evenly spaced subsets: Eq. 12 with MAP on 100, …)' naming the rows scored on fewer
+    images than the set has, or '' when none is."""
     cut = [f"{TABLE2_ROWS[row].label} on {subsets[key]}" for row, key in _SUBSET_OF.items()
            if row in rows and subsets.get(key) is not None and (count is None or subsets[key] < count)]
     return f" (the costly rows on evenly spaced subsets: {', '.join(cut)})" if cut else ""
