@@ -71,7 +71,9 @@ def comparison(runs: dict[str, Path]) -> str:
     first_table2, first_battery = tables[names[0]]
     shared = set.intersection(*(set(t[0]["row"]) for t in tables.values()))  # rows every run scored
     rows = [r for r in dict.fromkeys(first_table2["row"]) if r in shared]
-    header = "| row | set | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
+    def header(first: str, second: str) -> str:
+        return f"| {first} | {second} | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
+
 
     def line(row: str, label: str, values: list[float]) -> str:
         return f"| {row} | {label} | " + " | ".join(f"{v:.3f}" for v in values) + " |"
@@ -92,10 +94,10 @@ def comparison(runs: dict[str, Path]) -> str:
     return ("# AE schedules of the quick configuration: Table 2 and the OoD battery (AUROC)\n\n"
             f"Written by `benchmarks/compare_schedules.py` from the runs {folders}. "
             "Higher is better; the battery's sets are never tuned on.\n\n"
-            + header + "\n".join(summary) + "\n\n## The battery per set\n\n" + header + "\n".join(per_set)
+            + header("row", "set") + "\n".join(summary) + "\n\n## The battery per set\n\n" + header("row", "set")
+            + "\n".join(per_set)
             + "\n\n## Validation split (seed 0; MSE: lower is better; training seconds depend on what ran beside the job)\n\n"
-            + "| model | quantity | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names) + "\n"
-            + "\n".join(val_lines) + "\n")
+            + header("model", "quantity") + "\n".join(val_lines) + "\n")
 
 
 def main() -> None:

@@ -249,15 +249,11 @@ def run_snapshot(report_dir: str | Path, docs_dir: str | Path) -> list[Path]:
     if Path(record["outdir"]).resolve() != report_dir.resolve() and Path(record["outdir"]).name != report_dir.name:
         raise ValueError(f"{record_path} describes {record['outdir']}, not {report_dir}; rerun `make report`")
     written = []
-    for fig in record["figures"]:
-        dst = docs_dir / name / Path(fig).name
+    timings = sorted(report_dir.glob("timing-*.txt"))  # benchmarks/main_job.sh's reports of this folder
+    for src in [report_dir / fig for fig in record["figures"]] + timings:
+        dst = docs_dir / name / src.name
         with atomic_path(dst) as tmp:
-            shutil.copyfile(report_dir / fig, tmp)
-        written.append(dst)
-    for timing in sorted(report_dir.glob("timing-*.txt")):  # benchmarks/main_job.sh's reports of this folder
-        dst = docs_dir / name / timing.name
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(timing, tmp)
+            shutil.copyfile(src, tmp)
         written.append(dst)
     for ext in ("md", "html"):
         text = fmt.relocate_assets((report_dir / f"report.{ext}").read_text(), "figures/", f"{name}/")
