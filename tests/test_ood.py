@@ -31,6 +31,7 @@ from pae.stages.ood import (
 from pae.stages.rules import (
     score_rule_inputs,
     score_rule_runtime,
+    score_sets,
     table2_experiment,
     table2_inputs,
     table2_plan,
@@ -298,6 +299,17 @@ def test_table2_plan_follows_ood_rows() -> None:
     with pytest.raises(ValueError, match="vae.models"):
         table2_plan(_settings(no_vae))
     assert set(TABLE2_ROWS) == {"density", "recon", "eq12", "eq12_map", "laplace", "elbo", "iwae"}
+
+
+def test_score_jobs_no_table2_row_reads_score_the_fig5_set_only() -> None:
+    settings = _settings(_config())  # Table 2: density/map at K 64, recon at K 4, VAE at K 32; Fig. 5: mnist
+    assert score_sets(settings, "fmnist", "density", 64, OOD_SETS) == list(OOD_SETS)
+    assert score_sets(settings, "fmnist", "recon", 4, OOD_SETS) == list(OOD_SETS)
+    assert score_sets(settings, "fmnist", "recon", 64, OOD_SETS) == ["mnist"]  # Fig. 5 / recon-vs-K only
+    assert score_sets(settings, "fmnist", "density", 16, OOD_SETS) == ["mnist"]
+    assert score_sets(settings, "mnist", "recon", 16, OOD_SETS) == list(OOD_SETS)  # not ood.in_dataset
+    recon_at_16 = _settings(_config(recon_K=16))
+    assert score_sets(recon_at_16, "fmnist", "recon", 16, OOD_SETS) == list(OOD_SETS)
 
 
 def test_vae_part_rule_helpers() -> None:

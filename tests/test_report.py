@@ -289,5 +289,7 @@ def test_report_after_table2_then_the_whole_quick_paper(workflow_run, tmp_path):
     scored = dict(np.load(out / "fmnist" / "K8" / "seed0" / "battery_scores_vae.npz"))
     assert len(scored["iwae__noise_uniform"]) == 12  # ood.battery_costly_count of the set's 24 images
     assert "on evenly spaced subsets" in (out / "battery.md").read_text()
+    fig5_only = np.load(out / "fmnist" / "K4" / "seed0" / "ood_scores_density.npz")  # Table 2: density at K 8
+    assert {k.split("__")[1] for k in fig5_only.files if k.startswith("density__")} == {"test", "mnist"}
     if CHROMIUM:
         assert len(browser_check(out / "report.html", tmp_path)) == 4

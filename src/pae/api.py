@@ -385,7 +385,7 @@ class PAE(_ImageModel):
         self._log(f"AutoEncoder K={K} on {len(xt)} images {self.image_shape}, {S.ae.epochs} epochs, device {self.device}")
         model, ae_history = self._train(lambda shape: AutoEncoder(K, shape, **S.ae.net(K)), ae_loss, xt, xv)
         self.net = model.eval()
-        latents, self.sigma = encode_splits(model, {"train": xt, "valid": xv}, self.scale, 500, self.device)
+        latents, self.sigma, _ = encode_splits(model, {"train": xt, "valid": xv}, self.scale, 500, self.device)
         flow, flow_history = fit_flow(latents["z_train"], latents["z_valid"], S.flow.architecture(K), S.flow.training,
                                       self.seed, self.device, log=self._log)
         self.flow = flow.eval()

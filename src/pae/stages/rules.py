@@ -47,6 +47,15 @@ def table2_inputs(settings: Settings, pattern: str, dataset: str, seeds: Sequenc
     }
 
 
+def score_sets(settings: Settings, dataset: str, part: str, K: int, all_sets: Sequence[str]) -> list[str]:
+    """OoD sets one ood_scores job scores after its test split: every set of ood.sets where a Table 2 row reads
+    the file ((part, K) in `table2_plan`) or the dataset is not ood.in_dataset; else only ood.fig5_set, the one
+    set Fig. 5 and the recon-vs-K table (which reads the test split only) use."""
+    if dataset != settings.ood.in_dataset or (part, int(K)) in set(table2_plan(settings).values()):
+        return list(all_sets)
+    return [settings.ood.fig5_set]
+
+
 def score_rule_inputs(run: str, processed: str, dataset: str, part: str, recon_sigma: str,
                       sets: Sequence[str]) -> dict[str, Any]:
     """Inputs of rule ood_scores: the data always; the VAE (RUN/vae.pt) for part vae, else the AE; the flow

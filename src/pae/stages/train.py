@@ -27,7 +27,6 @@ from pae.science.train import (
     TrainSettings,
     ae_loss,
     encode_splits,
-    reconstruction_mse,
     train_model,
 )
 
@@ -90,11 +89,11 @@ def run_encode_ae(
     dev = resolve_device(device)
     model, meta = load_model(model_path, dev)
     splits = {split: load_split(data_path, split) for split in ("train", "valid", "test")}
-    latents, sigma = encode_splits(model, splits, scale, batch_size, dev)
+    latents, sigma, mse = encode_splits(model, splits, scale, batch_size, dev)
     metrics = {
         "latent_dim": int(latents["z_train"].shape[1]),
         "val_mse": float(np.mean(sigma.astype(np.float64) ** 2)),
-        "test_mse": reconstruction_mse(model, splits["test"], scale, batch_size, dev),
+        "test_mse": mse["test"],
         "mean_sigma2": float(np.mean(sigma.astype(np.float64) ** 2)),
         "train_seconds": meta["train_seconds"] if "train_seconds" in meta else None,  # models trained elsewhere
         "encode_seconds": time.perf_counter() - t0,
