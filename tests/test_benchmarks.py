@@ -98,6 +98,31 @@ def test_main_job_setup_is_added_to_the_wall(tmp_path: Path, capsys: pytest.Capt
 
 
 
+def test_suite_timing_reads_both_pytest_summaries_and_the_total() -> None:
+    st = _load("suite_timing")
+    log = ("....\n396 passed, 4 deselected in 628.76s (0:10:28)\n---- tests/test_slurm.py (run beside the rest)\n"
+           "======================== 4 passed in 325.83s (0:05:25) =========================\n")
+    assert st.report(log, 749.24, "abc1234", 0).splitlines() == [
+        "rest of the suite: 396 passed, 4 deselected in 628.76s (0:10:28)",
+        "tests/test_slurm.py (beside the rest): 4 passed in 325.83s (0:05:25)",
+        "set-up + wall: 749.2 s (0:12:29)",
+        "target: .ci/run (make test) in a fresh clone at commit abc1234, exit status 0",
+    ]
+    failed = st.report("1 failed, 395 passed in 600.00s (0:10:00)\n", 700, "abc1234", 2)
+    assert failed.startswith("rest of the suite: 1 failed, 395 passed") and "exit status 2" in failed
+
+
+def test_keep_freed_buffers_benchmark_measures_both_passes() -> None:
+    import platform
+
+    kf = _load("keep_freed_buffers")
+    for what, n in (("eval", 600), ("train", 2)):
+        r = kf.child(what, True, 4, n)
+        assert r["wall"] > 0 and r["user"] >= 0 and r["kernel"] >= 0
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            assert r["took"] == 1.0  # mallopt accepted both settings
+
+
 def test_quick_schedule_times_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
     qs = _load("quick_schedule")
     rows = qs.main(["--steps", "1", "--flow-epochs", "1", "--latents", "1024"])
