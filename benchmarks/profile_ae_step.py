@@ -22,6 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from pae.config import deep_merge
 from pae.science.nets import AutoEncoder
+from pae.science.runtime import set_threads
 from pae.science.train import _make_optimizer, ae_loss
 from pae.settings import Settings
 
@@ -54,7 +55,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--top", type=int, default=20)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # as every workflow job: threads, and freed buffers kept (keep_freed_buffers)
     quick = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())  # over the schema's defaults = config.yaml
     S = Settings.from_config(deep_merge({}, quick))
     precision = args.precision or S.training("ae", 0).precision

@@ -32,6 +32,7 @@ from torch import nn
 
 from pae.science.flows import build_flow
 from pae.science.nets import AutoEncoder, forward_flops
+from pae.science.runtime import set_threads
 from pae.science.train import ae_loss
 from pae.settings import Settings
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # as every workflow job: threads, and freed buffers kept (keep_freed_buffers)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     rows = []
