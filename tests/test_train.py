@@ -207,7 +207,7 @@ def test_precision_and_memory_format_run(over) -> None:
 
 
 class ShiftModel(nn.Module):
-    """A stub 'auto-encoder' whose reconstruction is x + offset: residual known exactly."""
+    """A stub 'auto-encoder' z = x (flattened), x̂ = z + offset: residual known exactly."""
 
     def __init__(self, offset: torch.Tensor) -> None:
         super().__init__()
@@ -215,24 +215,30 @@ class ShiftModel(nn.Module):
         self.drop = nn.Dropout(0.5)  # must be inactive in evaluation
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(x.flatten(1)[:, :2])
+        return self.drop(x.flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(-1, *SHAPE) + self.offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.offset
+        return self.decode(self.encode(x))
 
 
-def test_pixel_sigma_and_mse_on_known_residual() -> None:
+def test_encode_splits_sigma_and_mse_on_known_residual() -> None:
     offset = torch.linspace(-0.1, 0.2, 64).view(1, 8, 8)
     stub = ShiftModel(offset).train()
-    x = structured_images(37)
+    splits = {"train": structured_images(20, seed=1), "valid": structured_images(37), "test": structured_images(9, 2)}
     for bs in (5, 500):
-        sigma = train.pixel_sigma(stub, x, 255, bs, "cpu")
+        latents, sigma, mse = train.encode_splits(stub, splits, 255, bs, "cpu")
         assert sigma.shape == SHAPE and sigma.dtype == np.float32
         np.testing.assert_allclose(sigma, offset.abs().numpy(), rtol=1e-5, atol=1e-6)
-        mse = train.reconstruction_mse(stub, x, 255, bs, "cpu")
-        assert mse == pytest.approx(float((offset**2).mean()), rel=1e-5)
-    z = train.encode(stub, x, 255, 8, "cpu")  # eval mode (dropout off), no dequantization
-    np.testing.assert_allclose(z, (x.reshape(37, -1)[:, :2] / 255.0 - 0.5), atol=1e-6)
+        assert set(mse) == {"valid", "test"}
+        assert mse["test"] == pytest.approx(float((offset**2).mean()), rel=1e-5)
+        assert mse["test"] == pytest.approx(train.reconstruction_mse(stub, splits["test"], 255, bs, "cpu"), rel=1e-12)
+        for split, x in splits.items():  # eval mode (dropout off), no dequantization
+            np.testing.assert_allclose(latents[f"z_{split}"], x.reshape(len(x), -1) / 255.0 - 0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="'valid' split"):
+        train.encode_splits(stub, {"train": splits["train"]}, 255, 5, "cpu")
 
 
 # ---------------------------------------------------------------------------------------------- entry points

@@ -15,8 +15,9 @@ OOD_SCORES = f"{RUN}/ood_scores_{{part}}.npz"
 
 rule ood_scores:
     """Per-image OoD scores (higher = more in-distribution) of one run on its test split and every set
-    of ood.sets (only ood.fig5_set where no Table 2 row reads the file: pae.stages.rules.score_sets): part recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae
-    (ELBO and IWAE bound of the plain VAE).
+    of ood.sets (only ood.fig5_set where no Table 2 row reads the file: pae.stages.rules.score_sets): part
+    recon (−SSE), density (log p(z) and Eq. 12), map (Eq. 12 at the Eq. 9 MAP) or vae (ELBO and IWAE bound
+    of the plain VAE).
     """
     input:
         unpack(

@@ -425,18 +425,6 @@ def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[to
     return total, count
 
 
-def pixel_sigma(
-    model: nn.Module,
-    x_valid_uint8: np.ndarray | torch.Tensor,
-    scale: float = 255,
-    batch_size: int = 500,
-    device: str | torch.device = "auto",
-) -> np.ndarray:
-    """σ_i of Eq. 8: per-pixel RMS reconstruction residual over the validation images, (C, H, W)."""
-    total, count = _squared_residual_sum(model, x_valid_uint8, scale, batch_size, device)
-    return (total / count).sqrt().float().cpu().numpy()
-
-
 def reconstruction_mse(
     model: nn.Module,
     x_uint8: np.ndarray | torch.Tensor,
