@@ -402,7 +402,8 @@ def encode_splits(
 
 
 def _encode_with_residuals(model, x_uint8, scale, batch_size, device) -> tuple[np.ndarray, torch.Tensor, int]:
-    """Encoder means (N, K) and the per-pixel sum of squared residuals x̂ − x (float64) over the images."""
+    """Encoder means (N, K), the per-pixel sum of squared residuals g(f(x)) − x (float64) over the images, and
+    their count: one encoder pass serves both."""
     zs, total = [], None
     with torch.no_grad():
         for xb, z in _eval_batches(model, x_uint8, scale, batch_size, device, model.encode):
@@ -414,17 +415,6 @@ def _encode_with_residuals(model, x_uint8, scale, batch_size, device) -> tuple[n
     return torch.cat(zs).numpy(), total, len(x_uint8)
 
 
-def _squared_residual_sum(model, x_uint8, scale, batch_size, device) -> tuple[torch.Tensor, int]:
-    total, count = None, 0
-    for xb, rb in _eval_batches(model, x_uint8, scale, batch_size, device, model):
-        r2 = (rb.double() - xb.double()).pow(2).sum(0)
-        total = r2 if total is None else total + r2
-        count += xb.shape[0]
-    if total is None:
-        raise ValueError("no images to evaluate (empty array)")
-    return total, count
-
-
 def reconstruction_mse(
     model: nn.Module,
     x_uint8: np.ndarray | torch.Tensor,
@@ -433,7 +423,7 @@ def reconstruction_mse(
     device: str | torch.device = "auto",
 ) -> float:
     """Mean squared reconstruction error per pixel (Table 1 'reconstruction error'; equals mean σ_i²)."""
-    total, count = _squared_residual_sum(model, x_uint8, scale, batch_size, device)
+    _, total, count = _encode_with_residuals(model, x_uint8, scale, batch_size, device)
     return float(total.mean() / count)
 
 
