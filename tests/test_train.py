@@ -109,6 +109,22 @@ def test_training_lowers_the_loss() -> None:
     assert not model.training
 
 
+def test_validate_every_skips_validation_passes_and_changes_no_weight() -> None:
+    """validate_every = 2 over 3 epochs validates after epochs 2 and 3 only; dropout, rotation and dequantization
+    draw the same random numbers, so the trained weights are those of per-epoch validation, bit for bit."""
+    x = structured_images(128)
+    runs = {}
+    for every in (1, 2):
+        model = small_model(dropout=0.2)
+        history = fit(model, ae_loss, x, x[:32], settings(epochs=3, validate_every=every), None, log=lambda s: None)
+        runs[every] = (model.state_dict(), [h["val_mse"] for h in history])
+    (weights_1, val_1), (weights_2, val_2) = runs[1], runs[2]
+    assert val_2[0] is None and val_2[1:] == val_1[1:] and None not in val_1
+    assert all(torch.equal(weights_1[k], weights_2[k]) for k in weights_1)
+    with pytest.raises(ValueError, match="'validate_every' = 0"):
+        TrainSettings.coerce(settings(validate_every=0))
+
+
 class Interrupt(Exception):
     pass
 

@@ -60,6 +60,7 @@ class AE:
     lr_decay_at: float
     lr_decay_factor: float
     checkpoint_every: int
+    validate_every: int
 
     def encoder_width(self, K: int) -> int:
         """Encoder outputs for latent size K: K (the paper), or 2K (the original code's mean and scale, D3)."""
@@ -312,7 +313,7 @@ class Settings:
     def training(self, network: str, seed: int) -> TrainSettings:
         """Settings of `pae.science.train.fit` for the AE (`network` "ae") or a VAE baseline ("vae": the same
         procedure with vae.epochs, as the paper trains them). Its `trajectory()` leaves out the run-time
-        knobs that do not change the result (device, channels_last, checkpoint_every)."""
+        knobs that do not change the result (device, channels_last, checkpoint_every, validate_every)."""
         if network not in ("ae", "vae"):
             raise ConfigError(f"network {network!r}: use 'ae' or 'vae'")
         ae = self.ae
@@ -322,4 +323,5 @@ class Settings:
             scale=self.data.scale, dequantize=self.data.dequantize, augmentation=ae.augmentation,
             rot_degrees=ae.rot_degrees, seed=int(seed), precision=self.precision, device=self.device,
             channels_last=self.channels_last, checkpoint_every=ae.checkpoint_every,
+            validate_every=ae.validate_every,
         )

@@ -90,7 +90,7 @@ def as_param(settings):
 
 def training_params(network):
     """The training trajectory of train_ae / train_vae (the scripts build the whole TrainSettings with
-    S.training: device, channels_last and checkpoint_every do not change the result, so they rerun nothing)."""
+    S.training: device, channels_last, checkpoint_every and validate_every do not change the result, so they rerun nothing)."""
     return lambda wildcards: S.training(network, int(wildcards.seed)).trajectory()
 
 

@@ -29,16 +29,17 @@ class TrainSettings:
     precision: str  # fp32 | bf16 (autocast)
     channels_last: bool
     checkpoint_every: int  # epochs
+    validate_every: int = 1  # epochs between validation passes; the last epoch always has one
     eval_batch_size: int = 500  # validation batches (not a config key: it does not change the result)
 
     # settings that may change between an interrupted run and its resumption without invalidating it
-    RESUMABLE_CHANGES = ("device", "channels_last", "checkpoint_every", "eval_batch_size")
+    RESUMABLE_CHANGES = ("device", "channels_last", "checkpoint_every", "validate_every", "eval_batch_size")
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> None:
             raise ValueError(f"training setting '{key}' = {getattr(self, key)!r}: {why}")
 
-        for key in ("epochs", "batch_size", "checkpoint_every", "eval_batch_size"):
+        for key in ("epochs", "batch_size", "checkpoint_every", "validate_every", "eval_batch_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 bad(key, "must be a positive integer")
         for key in ("lr", "scale"):

@@ -197,7 +197,8 @@ def fit(
     ``loss_fn(model, x_batch, step) -> (loss, metrics)``: x_batch is the dequantized, scaled (and rotated)
     float batch, step the global 0-based step; metric values are floats or detached 0-dim tensors
     (tensors avoid a host sync per step). Each history entry holds epoch, train_loss, the epoch means of
-    the metrics, val_mse (per pixel, eval mode, no dequantization), lr and seconds.
+    the metrics, val_mse (per pixel, eval mode, no dequantization; None between the validation passes of
+    ``validate_every``, the last epoch always has one), lr and seconds.
 
     With `checkpoint`, a checkpoint (model, optimizer, step, epoch, RNG states, history) is written
     atomically every ``checkpoint_every`` epochs and after the last one; an existing checkpoint written
@@ -231,8 +232,9 @@ def fit(
         t0 = time.perf_counter()
         train_loss, means, lr = _train_epoch(model, loss_fn, optimizer, xt_dev, s, gens, epoch, steps_per_epoch,
                                              progress)
-        val_mse = reconstruction_mse(model, xv, s.scale, s.eval_batch_size, device)
-        if not math.isfinite(val_mse):
+        validate = (epoch + 1) % s.validate_every == 0 or epoch + 1 == s.epochs
+        val_mse = reconstruction_mse(model, xv, s.scale, s.eval_batch_size, device) if validate else None
+        if val_mse is not None and not math.isfinite(val_mse):
             raise NonFiniteLossError(
                 f"validation MSE is {val_mse} after epoch {epoch + 1}; no model was written. "
                 "Lower the learning rate (config key 'ae.lr') or check the input data"
@@ -245,7 +247,7 @@ def fit(
                              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "rng": _rng_state(gens, device), "history": history})
         log(
-            f"epoch {epoch + 1}/{s.epochs} train_loss {train_loss:.6g} val_mse {val_mse:.6g} "
+            f"epoch {epoch + 1}/{s.epochs} train_loss {train_loss:.6g} val_mse {'-' if val_mse is None else f'{val_mse:.6g}'} "
             f"lr {lr:.3g} seconds {entry['seconds']:.1f}"
         )
     model.eval()
