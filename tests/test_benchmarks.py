@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import yaml
 
@@ -211,3 +212,21 @@ def test_compare_schedules_means_over_table2_and_the_battery(tmp_path: Path) -> 
     with pytest.raises(SystemExit, match="battery.csv does not exist"):
         (tmp_path / "former" / "battery.csv").unlink()
         mod.comparison(runs)
+
+
+def test_subset_tradeoff_halves_every_set_and_keeps_the_image_axes() -> None:
+    st = _load("subset_tradeoff")
+    # in-distribution scores 0..99; AUROC = P(OoD score < in-distribution score) + P(tie) / 2
+    ramp = np.arange(100.0)
+    scores = {"elbo__test": ramp, "elbo__mnist": ramp - 200.0, "elbo__omniglot": ramp + 50.0}
+    rows = {r["set"]: r for r in st.auroc_rows(scores, ("elbo",))}
+    assert set(rows) == {"mnist", "omniglot"}
+    assert rows["mnist"]["auroc"] == rows["mnist"]["auroc_half"] == 1.0 and rows["mnist"]["std"] < 1e-12
+    # OoD = in + 50: 1225 of 10 000 pairs below and 50 tied; every other image: 300 of 2500 below, 25 tied
+    assert rows["omniglot"]["auroc"] == pytest.approx((1225 + 25) / 10000) and rows["omniglot"]["n_half"] == 50
+    assert rows["omniglot"]["auroc_half"] == pytest.approx((300 + 12.5) / 2500) and rows["omniglot"]["std"] > 0
+    post = {"x": np.zeros((10, 1, 2, 2)), "final_u": np.zeros((3, 10, 4)), "var": np.ones((1, 2, 2)),
+            "meta__scale": np.array(255), "seconds": np.array(1.0)}
+    half = st.first_half(post)
+    assert half["x"].shape == (5, 1, 2, 2) and half["final_u"].shape == (3, 5, 4)
+    assert half["var"].shape == (1, 2, 2) and half["meta__scale"].shape == ()
