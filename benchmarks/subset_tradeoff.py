@@ -3,9 +3,10 @@ with the larger counts (no rerun): Table 2's MAP (Eq. 12 at the MAP of Eq. 9) an
 other saved image of each set (what half the count picks, up to rounding), and the posterior metrics on the
 first half of the analysed images (posterior.n_images picks the first n test images).
 
-    .venv/bin/python benchmarks/subset_tradeoff.py RUN_FOLDER --out docs/results/quick/subset-tradeoff.md
+    .venv/bin/python benchmarks/subset_tradeoff.py RUN_FOLDER [--after RUN_AFTER] --out docs/results/quick/subset-tradeoff.md
 
-RUN_FOLDER is a run's output folder (e.g. results/quick) whose files were written with the larger counts.
+RUN_FOLDER is a run's output folder (e.g. results/quick) whose files were written with the larger counts;
+RUN_AFTER, a run with the smaller counts, adds Table 2 of both runs side by side (what the change did, measured).
 Each AUROC comes with its bootstrap std (200 resamples of both sets), so a shift can be read against the
 sampling error it already had.
 """
@@ -96,11 +97,39 @@ def posterior_rows(run: Path) -> list[dict[str, object]]:
     return out
 
 
-def report(run: Path) -> str:
-    """The Markdown report of the module docstring."""
+def commit_of(run: Path) -> str:
+    """The commit of a run's Table 2 (its provenance record), or "unknown"."""
     provenance = run / "table2.provenance.json"
-    commit = json.loads(provenance.read_text())["git"]["commit"][:7] if provenance.is_file() else "unknown"
-    lines = [f"# Halved evaluation subsets: what they cost (score files of a run at commit {commit})", "",
+    return json.loads(provenance.read_text())["git"]["commit"][:7] if provenance.is_file() else "unknown"
+
+
+def table2_shifts(before: Path, after: Path) -> list[str]:
+    """Markdown rows: every Table 2 cell of both runs that differs, with the difference."""
+    import pandas as pd
+
+    keys = ["row", "column"]
+    a, b = (pd.read_csv(run / "table2.csv")[keys + ["ours"]] for run in (before, after))
+    both = a.merge(b, on=keys, suffixes=("_before", "_after"))
+    changed = both[both["ours_before"] != both["ours_after"]]
+    return [f"| {r.row} | {r.column} | {r.ours_before:.3f} | {r.ours_after:.3f} | {r.ours_after - r.ours_before:+.3f} |"
+            for r in changed.itertuples()]
+
+
+def posterior_shifts(before: Path, after: Path) -> list[str]:
+    """Markdown rows: the posterior metrics of both runs (`posterior_metrics.csv`) side by side."""
+    import pandas as pd
+
+    a, b = (pd.read_csv(run / "posterior_metrics.csv") for run in (before, after))
+    rows = []
+    for (_, x), (_, y) in zip(a.iterrows(), b.iterrows(), strict=True):
+        rows += [f"| {x['corruption']} | {x['method']} | {c} | {int(x['n_images'])} | {x[c]:.3f} | "
+                 f"{int(y['n_images'])} | {y[c]:.3f} | {y[c] - x[c]:+.3f} |" for c in POSTERIOR_COLUMNS if pd.notna(x[c])]
+    return rows
+
+
+def report(run: Path, after: Path | None = None) -> str:
+    """The Markdown report of the module docstring."""
+    lines = [f"# Halved evaluation subsets: what they cost (score files of a run at commit {commit_of(run)})", "",
              "Written by `benchmarks/subset_tradeoff.py` from the run's score files (no rerun). AUROC ± bootstrap "
              "std on the saved images and on every other one.", "",
              "| file | row | OoD set | n | AUROC | n | AUROC (half) | shift |", "|---|---|---|---|---|---|---|---|"]
@@ -113,6 +142,10 @@ def report(run: Path) -> str:
             lines.append(f"| {path.relative_to(run)} | {r['row']} | {r['set']} | {r['n']} | {r['auroc']:.3f} ± "
                          f"{r['std']:.3f} | {r['n_half']} | {r['auroc_half']:.3f} ± {r['std_half']:.3f} | "
                          f"{r['shift']:+.3f} |")
+    if after is not None:
+        lines += ["", f"Table 2 of that run and of a run with the halved counts (commit {commit_of(after)}): every cell "
+                  "that differs. Laplace keeps its 100 images per set, drawn from the smaller MAP subset.", "",
+                  "| row | OoD set | before | after | shift |", "|---|---|---|---|---|", *table2_shifts(run, after)]
     post = posterior_rows(run)
     if post:
         lines += ["", "Posterior metrics on all analysed images and on the first half (a share p on n images has a "
@@ -120,15 +153,21 @@ def report(run: Path) -> str:
                   "| corruption | method | metric | n | all | n | first half | shift |", "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['corruption']} | {r['method']} | {r['metric']} | {r['n']} | {r['all']:.3f} | {r['n_half']} | "
                   f"{r['half']:.3f} | {r['shift']:+.3f} |" for r in post]
+    if post and after is not None:
+        lines += ["", f"The posterior metrics of both runs (commit {commit_of(run)}, then {commit_of(after)}, whose "
+                  "random starts differ as well):", "",
+                  "| corruption | method | metric | n | before | n | after | shift |", "|---|---|---|---|---|---|---|---|",
+                  *posterior_shifts(run, after)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a run's output folder written with the larger counts")
+    parser.add_argument("--after", type=Path, help="a run's output folder written with the halved counts")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (default: print it)")
     args = parser.parse_args(argv)
-    text = report(args.run)
+    text = report(args.run, args.after)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

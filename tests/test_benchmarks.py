@@ -230,3 +230,12 @@ def test_subset_tradeoff_halves_every_set_and_keeps_the_image_axes() -> None:
     half = st.first_half(post)
     assert half["x"].shape == (5, 1, 2, 2) and half["final_u"].shape == (3, 5, 4)
     assert half["var"].shape == (1, 2, 2) and half["meta__scale"].shape == ()
+
+
+def test_subset_tradeoff_lists_the_table2_cells_that_moved(tmp_path: Path) -> None:
+    st = _load("subset_tradeoff")
+    for run, map_value in (("before", 0.85), ("after", 0.84)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "table2.csv").write_text(
+            "row,column,ours\nPAE density,MNIST,0.996\nEq. 12 with MAP,MNIST," + str(map_value) + "\n")
+    assert st.table2_shifts(tmp_path / "before", tmp_path / "after") == ["| Eq. 12 with MAP | MNIST | 0.850 | 0.840 | -0.010 |"]
