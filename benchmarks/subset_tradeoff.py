@@ -61,17 +61,17 @@ def first_half(posterior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def posterior_rows(run: Path) -> list[dict[str, object]]:
-    """The posterior metrics (pae.stages.posterior.run_posterior_metrics) on all and on the first half of the images."""
+def posterior_halved(run: Path):
+    """The posterior metrics (pae.stages.posterior.run_posterior_metrics) on the first half of the images, or None
+    when the run has no posterior files."""
     import pandas as pd
 
     from pae.stages.posterior import run_posterior_metrics
 
     folders = sorted(run.glob("*/K*/seed*/posterior"))
     if not folders:
-        return []
+        return None
     folder = folders[0]
-    full = pd.read_csv(run / "posterior_metrics.csv")
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[str, dict[str, str]] = {}
         for path in sorted(folder.glob("*_*.npz")):
@@ -86,15 +86,18 @@ def posterior_rows(run: Path) -> list[dict[str, object]]:
                               next((run / dataset / "classifier").glob("seed*/classifier.pt")),
                               f"{tmp}/half.csv", f"{tmp}/half.md", scale=scale, sigma_floor=sigma_floor, device="cpu",
                               log=lambda s: None)
-        halved = pd.read_csv(f"{tmp}/half.csv")
-    out = []
-    for (_, a), (_, b) in zip(full.iterrows(), halved.iterrows(), strict=True):
-        for column in POSTERIOR_COLUMNS:
-            if pd.notna(a[column]):
-                out.append({"corruption": a["corruption"], "method": a["method"], "metric": column,
-                            "n": int(a["n_images"]), "all": float(a[column]), "n_half": int(b["n_images"]),
-                            "half": float(b[column]), "shift": float(b[column] - a[column])})
-    return out
+        return pd.read_csv(f"{tmp}/half.csv")
+
+
+def posterior_shifts(before, after) -> list[str]:
+    """Markdown rows: two `posterior_metrics.csv` frames side by side, metric by metric, with the difference."""
+    import pandas as pd
+
+    rows = []
+    for (_, x), (_, y) in zip(before.iterrows(), after.iterrows(), strict=True):
+        rows += [f"| {x['corruption']} | {x['method']} | {c} | {int(x['n_images'])} | {x[c]:.3f} | "
+                 f"{int(y['n_images'])} | {y[c]:.3f} | {y[c] - x[c]:+.3f} |" for c in POSTERIOR_COLUMNS if pd.notna(x[c])]
+    return rows
 
 
 def commit_of(run: Path) -> str:
@@ -113,18 +116,6 @@ def table2_shifts(before: Path, after: Path) -> list[str]:
     changed = both[both["ours_before"] != both["ours_after"]]
     return [f"| {r.row} | {r.column} | {r.ours_before:.3f} | {r.ours_after:.3f} | {r.ours_after - r.ours_before:+.3f} |"
             for r in changed.itertuples()]
-
-
-def posterior_shifts(before: Path, after: Path) -> list[str]:
-    """Markdown rows: the posterior metrics of both runs (`posterior_metrics.csv`) side by side."""
-    import pandas as pd
-
-    a, b = (pd.read_csv(run / "posterior_metrics.csv") for run in (before, after))
-    rows = []
-    for (_, x), (_, y) in zip(a.iterrows(), b.iterrows(), strict=True):
-        rows += [f"| {x['corruption']} | {x['method']} | {c} | {int(x['n_images'])} | {x[c]:.3f} | "
-                 f"{int(y['n_images'])} | {y[c]:.3f} | {y[c] - x[c]:+.3f} |" for c in POSTERIOR_COLUMNS if pd.notna(x[c])]
-    return rows
 
 
 def report(run: Path, after: Path | None = None) -> str:
@@ -146,18 +137,20 @@ def report(run: Path, after: Path | None = None) -> str:
         lines += ["", f"Table 2 of that run and of a run with the halved counts (commit {commit_of(after)}): every cell "
                   "that differs. Laplace keeps its 100 images per set, drawn from the smaller MAP subset.", "",
                   "| row | OoD set | before | after | shift |", "|---|---|---|---|---|", *table2_shifts(run, after)]
-    post = posterior_rows(run)
-    if post:
+    halved = posterior_halved(run)
+    if halved is not None:
+        import pandas as pd
+
+        full = pd.read_csv(run / "posterior_metrics.csv")
         lines += ["", "Posterior metrics on all analysed images and on the first half (a share p on n images has a "
                   "binomial std of √(p(1 − p)/n)).", "",
-                  "| corruption | method | metric | n | all | n | first half | shift |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['corruption']} | {r['method']} | {r['metric']} | {r['n']} | {r['all']:.3f} | {r['n_half']} | "
-                  f"{r['half']:.3f} | {r['shift']:+.3f} |" for r in post]
-    if post and after is not None:
-        lines += ["", f"The posterior metrics of both runs (commit {commit_of(run)}, then {commit_of(after)}, whose "
-                  "random starts differ as well):", "",
-                  "| corruption | method | metric | n | before | n | after | shift |", "|---|---|---|---|---|---|---|---|",
-                  *posterior_shifts(run, after)]
+                  "| corruption | method | metric | n | all | n | first half | shift |", "|---|---|---|---|---|---|---|---|",
+                  *posterior_shifts(full, halved)]
+        if after is not None:
+            lines += ["", f"The posterior metrics of both runs (commit {commit_of(run)}, then {commit_of(after)}, whose "
+                      "random starts differ as well):", "",
+                      "| corruption | method | metric | n | before | n | after | shift |", "|---|---|---|---|---|---|---|---|",
+                      *posterior_shifts(full, pd.read_csv(after / "posterior_metrics.csv"))]
     return "\n".join(lines) + "\n"
 
 
